@@ -24,6 +24,13 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 20
 
+# V=1 shows full command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 ifeq ($(SANITIZE),1)
 BUILD ?= $(BUILD_ROOT)/san
 else
@@ -85,7 +92,8 @@ PROGRAMS += $(BUILD)/bin/$(1)
 MAINS += $(2)
 $(BUILD)/bin/$(1): $(BUILD)/obj/$(2:.c=.o) $(3)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 
 LIBRING   := $(BUILD)/lib/libring.a
@@ -115,8 +123,8 @@ objs = $(addprefix $(BUILD)/obj/,$(1:.c=.o))
 define library
 $(1): $(call objs,$(2))
 	@mkdir -p $$(@D)
-	rm -f $$@
-	$$(AR) rcs $$@ $$^
+	$(Q)rm -f $$@
+	$(Q)$$(AR) rcs $$@ $$^
 endef
 $(eval $(call library,$(LIBRING),$(RING_SRCS)))
 $(eval $(call library,$(LIBXENBUS),$(XENBUS_SRCS)))
@@ -126,7 +134,8 @@ $(eval $(call library,$(LIBNET),$(NET_SRCS)))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # ---------------------------------------------------------------------------
 # Tests.
@@ -134,19 +143,22 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BIN  := $(BUILD)/tests/unit
 $(UNIT_BIN): $(call objs,$(UNIT_SRCS)) $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 ALL_BINS := $(PROGRAMS) $(UNIT_BIN) $(INTEG_BINS) $(BENCH_BINS)
 

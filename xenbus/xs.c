@@ -313,6 +313,8 @@ static void watcher_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 			return; /* EAGAIN: drained (the pipe byte is consumed with the last one) */
 		w->cb(w, vec[XS_WATCH_PATH], vec[XS_WATCH_TOKEN]);
 		free(vec);
+		if (!w->started)
+			return; /* the callback deinitialised us (device removed) */
 	}
 	/* Budget spent: the fd stays readable, libev calls back on the next iteration. */
 }
