@@ -1,0 +1,135 @@
+/*
+ * blkback — the blkif backend for one virtual block device: control path (xenbus.c:
+ * features, frontend keys, connect/disconnect), data path (datapath.c: copy-out,
+ * parse, grant copy or persistent grants, storage I/O, responses). One device is
+ * served by one libev loop in one thread; every queue (ring + event channel) of the
+ * device lives on that loop.
+ * Counterpart: Linux drivers/block/xen-blkback/{xenbus.c,blkback.c}.
+ */
+#ifndef SPLITPV_BLK_BLKBACK_H
+#define SPLITPV_BLK_BLKBACK_H
+
+#include "backends/blk/parse.h"
+#include "backends/blk/pgrant.h"
+#include "backends/blk/storage.h"
+#include "ring/blkif_abi.h"
+#include "ring/ring.h"
+#include "xenbus/device.h"
+#include "xenbus/hv.h"
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* Administrator's configuration of a device (defaults from blk_config_default). */
+struct blk_config {
+	unsigned int max_queues;            /* multi-queue-max-queues */
+	unsigned int max_ring_order;        /* max-ring-page-order (<= RING_MAX_ORDER) */
+	unsigned int max_indirect_segments; /* feature-max-indirect-segments (0: off) */
+	bool persistent;                    /* offer feature-persistent */
+	unsigned int max_persistent_grants; /* per queue */
+	unsigned int sector_size;           /* logical sector to present: 0 = storage's */
+	bool direct;                        /* O_DIRECT when the storage allows */
+	unsigned int bounce_pages;          /* per-queue bound on grant-copy bounce pages */
+	unsigned int resize_poll_ms;        /* how often to look for a size change (0: off) */
+};
+void blk_config_default(struct blk_config *cfg);
+
+/* Per-device counters (Linux blkback's statistics/ plus what we can see). */
+struct blk_stats {
+	uint64_t rd_req, wr_req, flush_req, barrier_req, discard_req, indirect_req;
+	uint64_t rd_sect, wr_sect;
+	uint64_t errors, eopnotsupp;        /* responses other than OKAY */
+	uint64_t oo_req;                    /* times we stopped taking requests (no resources) */
+	uint64_t notify_in, notify_out;
+	uint64_t pgrant_hits, pgrant_misses;
+};
+
+struct blk_dev;
+
+/* One request between copy-out and its response. */
+struct blk_inflight {
+	struct blk_queue *q;
+	struct blk_req req;                 /* validated; req.seg points at segs */
+	struct blk_seg *segs;               /* capacity: q's max segments */
+	struct iovec *iov;                  /* one per segment */
+	void **pages;                       /* bounce pages (grant copy) or NULL entries */
+	struct pgrant **pg;                 /* persistent mappings in use, or NULL entries */
+	uint16_t nr_pages;                  /* bounce pages held */
+	uint8_t stage;                      /* index in the request's storage-op chain */
+	bool copy_path;                     /* data moves by grant copy (else persistent) */
+	int status;                         /* BLKIF_RSP_* so far */
+	struct blk_io io;
+	struct blk_inflight *next_free;     /* free list, or the parked FIFO */
+};
+
+struct blk_queue {
+	struct blk_dev *dev;
+	unsigned int idx;
+	char name[80];
+	/* ring */
+	struct ring_back ring;
+	void *ring_addr;
+	unsigned int ring_pages;
+	uint8_t *reqbuf;                    /* private copy-out area for a batch */
+	/* event channel */
+	struct hv_evt *evt;
+	int lport;
+	ev_io evt_io;
+	ev_prepare push_prep;               /* push responses + notify once per iteration */
+	bool need_push;
+	/* requests */
+	struct blk_inflight *slots;         /* nr_ents of them */
+	struct blk_inflight *free;
+	unsigned int inflight;
+	struct blk_inflight *barrier;       /* a WRITE_BARRIER waiting for the queue to drain */
+	struct blk_inflight *parked, *parked_tail; /* taken, waiting for bounce pages (FIFO) */
+	/* memory for the data path: one mapping, bounce pages then the indirect pages */
+	void *bounce_mem;
+	size_t bounce_bytes;
+	void **bounce_free;                 /* stack of free 4 KiB pages */
+	unsigned int bounce_nfree, bounce_total;
+	void *indirect_buf;                 /* 8 pages: indirect descriptors copy-out */
+	struct pgrant_cache pgrants;
+	bool persistent;
+	bool connected;
+	bool zombie;                        /* disconnected with I/O in flight: freed at 0 */
+};
+
+struct blk_dev {
+	struct xenbus_device xb;
+	struct blk_config cfg;
+	char *params;
+	struct blk_storage *st;
+	struct blk_storage_info info;
+	struct blk_limits lim;
+	bool readonly, cdrom, removable, discard_enable;
+	/* negotiated at connect */
+	enum blkif_abi abi;
+	unsigned int nr_queues, ring_order;
+	bool persistent, large_sector;
+	struct blk_queue **queues;
+	struct hv_gnt *gnt;
+	ev_timer resize_timer, purge_timer;
+	struct blk_stats stats;
+};
+
+/* Device ops for xenbus_device_start (xenbus.c). priv = a struct blk_dev with cfg set. */
+extern const struct xenbus_device_ops blk_xenbus_ops;
+
+/* ---- datapath.c ---- */
+/* Build a connected queue over a mapped ring; called by connect. 0 or -errno. */
+int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
+		   unsigned int ring_pages, struct hv_evt *evt, int lport,
+		   struct blk_queue **out);
+/* Stop serving: watchers stopped, event channel unbound, ring unmapped. If I/O is still
+ * in flight the queue becomes a zombie freed by the last completion. Idempotent via
+ * the caller clearing its pointer. */
+void blk_queue_close(struct blk_queue *q);
+/* Service the ring (evtchn fired, or resources came back). */
+void blk_queue_kick(struct blk_queue *q);
+
+uint64_t blk_now_ms(void);
+
+#endif

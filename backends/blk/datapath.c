@@ -1,0 +1,684 @@
+/*
+ * datapath — the blkif data path of one queue: requests are copied out of the ring
+ * once (ring/), translated to the native layout, validated by the pure parser
+ * (parse.c), their data moved by batched grant copy into bounce pages or straight
+ * through persistent mappings, submitted to storage in batches, and answered.
+ * Responses are pushed and the frontend notified once per loop iteration.
+ * Counterpart: Linux drivers/block/xen-blkback/blkback.c.
+ */
+#include "backends/blk/blkback.h"
+
+#include "xenbus/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* Requests copied out per pass before submitting what we have. */
+#define BLK_TAKE_BATCH 32u
+
+/* I/O chain stages (blk_inflight.stage indexes the request's op list). */
+enum { CHAIN_MAX = 3 };
+
+uint64_t blk_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned int queue_max_segs(const struct blk_queue *q)
+{
+	unsigned int m = q->dev->lim.max_indirect_segments;
+
+	return m > BLKIF_MAX_SEGMENTS_PER_REQUEST ? m : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+}
+
+/* ---- responses ---- */
+
+static void queue_respond(struct blk_queue *q, uint64_t id, uint8_t op, int16_t status)
+{
+	struct blkif_response rsp;
+	uint8_t guest[sizeof(struct blkif_response)];
+	size_t n;
+
+	memset(&rsp, 0, sizeof(rsp)); /* no stray bytes reach the guest (XSA-216) */
+	rsp.id = id;
+	rsp.operation = op;
+	rsp.status = status;
+	if (status == BLKIF_RSP_ERROR)
+		q->dev->stats.errors++;
+	else if (status == BLKIF_RSP_EOPNOTSUPP)
+		q->dev->stats.eopnotsupp++;
+	if (!q->connected)
+		return; /* zombie: the ring is gone, the frontend reset */
+	n = blkif_abi_rsp_from_native(q->dev->abi, &rsp, guest);
+	ring_back_put(&q->ring, guest, n);
+	q->need_push = true;
+}
+
+static void push_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct blk_queue *q = w->data;
+
+	if (!q->need_push || !q->connected)
+		return;
+	q->need_push = false;
+	if (ring_back_push(&q->ring)) {
+		hv_evt_notify(q->evt, (uint32_t)q->lport);
+		q->dev->stats.notify_out++;
+	}
+}
+
+/* ---- resources ---- */
+
+static void *bounce_get(struct blk_queue *q)
+{
+	if (q->bounce_nfree)
+		return q->bounce_free[--q->bounce_nfree];
+	return NULL;
+}
+
+static void release_data(struct blk_queue *q, struct blk_inflight *f)
+{
+	uint64_t now = 0;
+
+	for (unsigned int i = 0; i < f->req.nr_segments; i++) {
+		if (f->pg[i]) {
+			if (!now)
+				now = blk_now_ms();
+			pgrant_put(&q->pgrants, f->pg[i], now);
+			f->pg[i] = NULL;
+		}
+	}
+	for (unsigned int i = 0; i < f->nr_pages; i++)
+		q->bounce_free[q->bounce_nfree++] = f->pages[i];
+	f->nr_pages = 0;
+}
+
+static void queue_free(struct blk_queue *q);
+
+static void finish(struct blk_queue *q, struct blk_inflight *f)
+{
+	release_data(q, f);
+	queue_respond(q, f->req.id, f->req.rsp_op, (int16_t)f->status);
+	f->next_free = q->free;
+	q->free = f;
+	q->inflight--;
+	if (q->zombie) {
+		if (q->inflight == 0)
+			queue_free(q);
+		return;
+	}
+	if ((q->barrier && q->inflight == 1) || q->parked)
+		blk_queue_kick(q); /* the barrier may start / pages came back */
+}
+
+/* ---- moving data with grant copy ---- */
+
+/* Copy between the guest's segments and our bounce pages; to_guest picks the direction.
+ * Returns 0 or -EIO if any segment's copy failed (bad or revoked grant). */
+static int copy_segments(struct blk_queue *q, struct blk_inflight *f, bool to_guest)
+{
+	struct hv_copy_seg segs[64];
+	uint16_t domid = (uint16_t)q->dev->xb.otherend_id;
+	unsigned int done = 0, n = f->req.nr_segments;
+
+	while (done < n) {
+		unsigned int batch = n - done > 64 ? 64 : n - done;
+
+		for (unsigned int i = 0; i < batch; i++) {
+			const struct blk_seg *s = &f->segs[done + i];
+			struct hv_copy_seg *c = &segs[i];
+
+			memset(c, 0, sizeof(*c));
+			c->len = s->len;
+			if (to_guest) {
+				c->source.virt = f->pages[done + i];
+				c->dest.foreign.ref = s->gref;
+				c->dest.foreign.offset = s->offset;
+				c->dest.foreign.domid = domid;
+				c->flags = HV_COPY_DEST_GREF;
+			} else {
+				c->dest.virt = f->pages[done + i];
+				c->source.foreign.ref = s->gref;
+				c->source.foreign.offset = s->offset;
+				c->source.foreign.domid = domid;
+				c->flags = HV_COPY_SOURCE_GREF;
+			}
+		}
+		if (hv_gnt_copy(q->dev->gnt, batch, segs) < 0)
+			return -EIO;
+		for (unsigned int i = 0; i < batch; i++) {
+			if (segs[i].status != HV_GNTST_OKAY) {
+				log_guest(q->name, "grant copy of gref %u failed: status %d",
+					  f->segs[done + i].gref, segs[i].status);
+				return -EIO;
+			}
+		}
+		done += batch;
+	}
+	return 0;
+}
+
+/*
+ * Give every segment a buffer: persistent mappings when negotiated (I/O goes straight
+ * to guest memory), bounce pages otherwise. Returns 0, -EAGAIN (out of bounce pages:
+ * retry when some come back) or -EIO (the guest's grant is bad).
+ */
+static int attach_buffers(struct blk_queue *q, struct blk_inflight *f)
+{
+	unsigned int n = f->req.nr_segments;
+
+	f->copy_path = true;
+	if (q->persistent) {
+		uint64_t now = blk_now_ms();
+		unsigned int i;
+
+		for (i = 0; i < n; i++) {
+			struct pgrant *p = pgrant_get(&q->pgrants, f->segs[i].gref, now);
+
+			if (!p)
+				break;
+			f->pg[i] = p;
+			f->iov[i].iov_base = (uint8_t *)p->addr + f->segs[i].offset;
+			f->iov[i].iov_len = f->segs[i].len;
+		}
+		if (i == n) {
+			f->copy_path = false;
+			return 0;
+		}
+		if (errno != EBUSY) {
+			release_data(q, f);
+			return -EIO;
+		}
+		release_data(q, f); /* pool full of busy mappings: use grant copy */
+	}
+	if (q->bounce_nfree < n) {
+		q->dev->stats.oo_req++;
+		return -EAGAIN;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		f->pages[i] = bounce_get(q);
+		f->iov[i].iov_base = f->pages[i];
+		f->iov[i].iov_len = f->segs[i].len;
+	}
+	f->nr_pages = (uint16_t)n;
+	return 0;
+}
+
+/* ---- the I/O chain ---- */
+
+static void io_done_cb(struct blk_io *io, int res);
+
+/* Which storage operations request f needs, in order. */
+static unsigned int chain_of(const struct blk_inflight *f, enum blk_io_op ops[CHAIN_MAX])
+{
+	unsigned int n = 0;
+
+	switch (f->req.op) {
+	case BLKIF_OP_READ:
+		ops[n++] = BLK_IO_READ;
+		break;
+	case BLKIF_OP_WRITE:
+		ops[n++] = BLK_IO_WRITE;
+		break;
+	case BLKIF_OP_WRITE_BARRIER:
+		/* Everything before is complete (drained); make it stable, then the write,
+		 * then make the write stable. */
+		ops[n++] = BLK_IO_FLUSH;
+		if (f->req.nr_segments)
+			ops[n++] = BLK_IO_WRITE;
+		ops[n++] = BLK_IO_FLUSH;
+		break;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		if (f->req.nr_segments)
+			ops[n++] = BLK_IO_WRITE;
+		ops[n++] = BLK_IO_FLUSH;
+		break;
+	case BLKIF_OP_DISCARD:
+		ops[n++] = BLK_IO_DISCARD;
+		break;
+	}
+	return n;
+}
+
+static void prepare_io(struct blk_queue *q, struct blk_inflight *f)
+{
+	enum blk_io_op ops[CHAIN_MAX];
+	struct blk_io *io = &f->io;
+
+	chain_of(f, ops);
+	memset(io, 0, sizeof(*io));
+	io->op = ops[f->stage];
+	io->done_cb = io_done_cb;
+	io->opaque = f;
+	switch (io->op) {
+	case BLK_IO_READ:
+	case BLK_IO_WRITE:
+		io->offset = f->req.sector * 512;
+		io->len = f->req.nr_sectors * 512;
+		io->iov = f->iov;
+		io->iovcnt = f->req.nr_segments;
+		break;
+	case BLK_IO_DISCARD:
+		io->offset = f->req.sector * 512;
+		io->len = f->req.nr_sectors * 512;
+		break;
+	default:
+		break;
+	}
+}
+
+static void complete(struct blk_queue *q, struct blk_inflight *f)
+{
+	if (f->status == BLKIF_RSP_OKAY && f->req.op == BLKIF_OP_READ && f->copy_path &&
+	    copy_segments(q, f, true) != 0)
+		f->status = BLKIF_RSP_ERROR;
+	finish(q, f);
+}
+
+static void io_done_cb(struct blk_io *io, int res)
+{
+	struct blk_inflight *f = io->opaque;
+	struct blk_queue *q = f->q;
+	enum blk_io_op ops[CHAIN_MAX];
+	unsigned int n = chain_of(f, ops);
+
+	if (res < 0) {
+		f->status = (res == -EOPNOTSUPP && (io->op == BLK_IO_FLUSH || io->op == BLK_IO_DISCARD))
+				    ? BLKIF_RSP_EOPNOTSUPP
+				    : BLKIF_RSP_ERROR;
+		if (f->status == BLKIF_RSP_ERROR)
+			log_guest(q->name, "storage error on request %llu: %s",
+				  (unsigned long long)f->req.id, strerror(-res));
+		complete(q, f);
+		return;
+	}
+	if (++f->stage < n) {
+		struct blk_io *one = &f->io;
+
+		prepare_io(q, f);
+		if (blk_storage_submit(q->dev->st, &one, 1) < 0) {
+			f->status = BLKIF_RSP_ERROR;
+			complete(q, f);
+		}
+		return;
+	}
+	complete(q, f);
+}
+
+/* ---- taking requests ---- */
+
+/* Fetch the indirect descriptor pages (copy-out once) and parse them. */
+static int fetch_indirect(struct blk_queue *q, struct blk_inflight *f)
+{
+	struct hv_copy_seg segs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+	size_t bytes = (size_t)f->req.nr_segments * sizeof(struct blkif_request_segment);
+	unsigned int pages = f->req.nr_indirect_pages;
+
+	for (unsigned int i = 0; i < pages; i++) {
+		size_t left = bytes - (size_t)i * HV_PAGE_SIZE;
+
+		memset(&segs[i], 0, sizeof(segs[i]));
+		segs[i].source.foreign.ref = f->req.indirect_grefs[i];
+		segs[i].source.foreign.domid = (uint16_t)q->dev->xb.otherend_id;
+		segs[i].dest.virt = (uint8_t *)q->indirect_buf + (size_t)i * HV_PAGE_SIZE;
+		segs[i].len = (uint16_t)(left > HV_PAGE_SIZE ? HV_PAGE_SIZE : left);
+		segs[i].flags = HV_COPY_SOURCE_GREF;
+	}
+	if (hv_gnt_copy(q->dev->gnt, pages, segs) < 0)
+		return BLKIF_RSP_ERROR;
+	for (unsigned int i = 0; i < pages; i++)
+		if (segs[i].status != HV_GNTST_OKAY)
+			return BLKIF_RSP_ERROR;
+	return blk_parse_indirect(q->indirect_buf, &q->dev->lim, &f->req);
+}
+
+static void count_request(struct blk_dev *dev, const struct blk_inflight *f)
+{
+	struct blk_stats *s = &dev->stats;
+
+	switch (f->req.op) {
+	case BLKIF_OP_READ:
+		s->rd_req++;
+		s->rd_sect += f->req.nr_sectors;
+		break;
+	case BLKIF_OP_WRITE:
+		s->wr_req++;
+		s->wr_sect += f->req.nr_sectors;
+		break;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		s->flush_req++;
+		s->wr_sect += f->req.nr_sectors;
+		break;
+	case BLKIF_OP_WRITE_BARRIER:
+		s->barrier_req++;
+		s->wr_sect += f->req.nr_sectors;
+		break;
+	case BLKIF_OP_DISCARD:
+		s->discard_req++;
+		break;
+	}
+}
+
+enum dispatch_result {
+	DISPATCH_SUBMIT, /* f->io is ready: add it to the batch */
+	DISPATCH_DONE,   /* answered already, or parked as the pending barrier */
+	DISPATCH_WAIT,   /* needs bounce pages: retry when I/O completes */
+};
+
+/* Buffers attached: bring guest data in for writes, then ready the first I/O. */
+static enum dispatch_result dispatch_ready(struct blk_queue *q, struct blk_inflight *f)
+{
+	if (f->req.nr_segments && f->copy_path && f->req.op != BLKIF_OP_READ &&
+	    copy_segments(q, f, false) != 0) {
+		f->status = BLKIF_RSP_ERROR;
+		finish(q, f);
+		return DISPATCH_DONE;
+	}
+	if (f->req.op == BLKIF_OP_WRITE_BARRIER && q->inflight > 1) {
+		q->barrier = f; /* starts once everything before it has completed */
+		return DISPATCH_DONE;
+	}
+	prepare_io(q, f);
+	return DISPATCH_SUBMIT;
+}
+
+static enum dispatch_result dispatch_buffers(struct blk_queue *q, struct blk_inflight *f)
+{
+	if (f->req.nr_segments) {
+		int rc = attach_buffers(q, f);
+
+		if (rc == -EAGAIN)
+			return DISPATCH_WAIT;
+		if (rc) {
+			f->status = BLKIF_RSP_ERROR;
+			finish(q, f);
+			return DISPATCH_DONE;
+		}
+	}
+	return dispatch_ready(q, f);
+}
+
+/* One copied-out request (guest layout): translate, validate, attach buffers. */
+static enum dispatch_result dispatch(struct blk_queue *q, struct blk_inflight *f,
+				     const void *guest_req)
+{
+	struct blkif_request native;
+	int rc;
+
+	blkif_abi_req_to_native(q->dev->abi, guest_req, &native);
+	f->req.seg = f->segs;
+	f->stage = 0;
+	f->status = BLKIF_RSP_OKAY;
+	f->nr_pages = 0;
+	f->copy_path = true;
+	rc = blk_parse_request(&native, &q->dev->lim, &f->req);
+	if (rc == 1) {
+		rc = fetch_indirect(q, f);
+		if (rc == 0)
+			q->dev->stats.indirect_req++;
+	}
+	if (rc < 0) {
+		log_guest(q->name, "bad request: op %u id %llu %s", native.operation,
+			  (unsigned long long)f->req.id,
+			  rc == BLKIF_RSP_EOPNOTSUPP ? "not supported" : "invalid");
+		f->status = rc;
+		finish(q, f);
+		return DISPATCH_DONE;
+	}
+	count_request(q->dev, f);
+	return dispatch_buffers(q, f);
+}
+
+static void submit_batch(struct blk_queue *q, struct blk_io **ios, unsigned int n)
+{
+	if (n == 0)
+		return;
+	if (blk_storage_submit(q->dev->st, ios, n) < 0) {
+		for (unsigned int i = 0; i < n; i++) {
+			struct blk_inflight *f = ios[i]->opaque;
+
+			f->status = BLKIF_RSP_ERROR;
+			complete(q, f);
+		}
+	}
+}
+
+void blk_queue_kick(struct blk_queue *q)
+{
+	struct blk_io *ios[BLK_TAKE_BATCH];
+	size_t req_size = blkif_abi_req_size(q->dev->abi);
+	unsigned int nios = 0;
+
+	if (!q->connected)
+		return;
+
+	/* A barrier waits for everything before it; nothing after it starts first. */
+	if (q->barrier) {
+		struct blk_inflight *b = q->barrier;
+
+		if (q->inflight > 1)
+			return;
+		q->barrier = NULL;
+		prepare_io(q, b);
+		ios[nios++] = &b->io;
+	}
+	/* Requests waiting for bounce pages go before anything newer. */
+	while (q->parked) {
+		struct blk_inflight *f = q->parked;
+		enum dispatch_result r = dispatch_buffers(q, f);
+
+		if (r == DISPATCH_WAIT) {
+			submit_batch(q, ios, nios);
+			return;
+		}
+		q->parked = f->next_free;
+		if (!q->parked)
+			q->parked_tail = NULL;
+		if (r == DISPATCH_SUBMIT) {
+			ios[nios++] = &f->io;
+			if (nios == BLK_TAKE_BATCH) {
+				submit_batch(q, ios, nios);
+				nios = 0;
+			}
+		}
+	}
+
+	while (q->connected) {
+		unsigned int want = BLK_TAKE_BATCH - nios;
+		int n;
+
+		if (q->barrier || q->parked || !q->free)
+			break; /* resumed by a completion */
+		if (want > q->ring.nr_ents - q->inflight)
+			want = q->ring.nr_ents - q->inflight;
+		if (want == 0) {
+			submit_batch(q, ios, nios);
+			nios = 0;
+			continue;
+		}
+		n = ring_back_take(&q->ring, q->reqbuf, req_size, want);
+		if (n < 0) {
+			submit_batch(q, ios, nios);
+			xenbus_device_fatal(&q->dev->xb, "frontend's req_prod is beyond the ring");
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			struct blk_inflight *f = q->free;
+			enum dispatch_result r;
+
+			q->free = f->next_free;
+			q->inflight++;
+			r = dispatch(q, f, q->reqbuf + (size_t)i * req_size);
+			if (r == DISPATCH_SUBMIT) {
+				ios[nios++] = &f->io;
+			} else if (r == DISPATCH_WAIT) {
+				/* Out of bounce pages: keep it (and any after it) in order until
+				 * completions return pages; take nothing more meanwhile. */
+				f->next_free = NULL;
+				if (q->parked_tail)
+					q->parked_tail->next_free = f;
+				else
+					q->parked = f;
+				q->parked_tail = f;
+				q->dev->stats.oo_req++;
+			}
+		}
+		if (n == 0) {
+			submit_batch(q, ios, nios);
+			nios = 0;
+			if (!ring_back_final_check(&q->ring))
+				return;
+		}
+	}
+	submit_batch(q, ios, nios);
+}
+
+static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct blk_queue *q = w->data;
+	int port = hv_evt_pending(q->evt);
+
+	if (port < 0)
+		return;
+	hv_evt_unmask(q->evt, (uint32_t)port);
+	q->dev->stats.notify_in++;
+	blk_queue_kick(q);
+}
+
+/* ---- queue lifetime ---- */
+
+/* Bounce pages (bounded: cfg.bounce_pages) and the indirect copy-out area, page-aligned
+ * so O_DIRECT can use them. */
+static int bounce_alloc(struct blk_queue *q)
+{
+	unsigned int n = q->dev->cfg.bounce_pages;
+
+	q->bounce_bytes = ((size_t)n + BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST) * HV_PAGE_SIZE;
+	q->bounce_mem = mmap(NULL, q->bounce_bytes, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->bounce_mem == MAP_FAILED) {
+		q->bounce_mem = NULL;
+		return -ENOMEM;
+	}
+	q->bounce_free = calloc(n, sizeof(void *));
+	if (!q->bounce_free)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n; i++)
+		q->bounce_free[i] = (uint8_t *)q->bounce_mem + (size_t)i * HV_PAGE_SIZE;
+	q->bounce_nfree = q->bounce_total = n;
+	q->indirect_buf = (uint8_t *)q->bounce_mem + (size_t)n * HV_PAGE_SIZE;
+	return 0;
+}
+
+static void queue_free(struct blk_queue *q)
+{
+	if (q->slots) {
+		for (unsigned int i = 0; i < q->ring.nr_ents; i++) {
+			free(q->slots[i].segs);
+			free(q->slots[i].iov);
+			free(q->slots[i].pages);
+			free(q->slots[i].pg);
+		}
+	}
+	free(q->slots);
+	pgrant_cache_deinit(&q->pgrants);
+	if (q->bounce_mem)
+		munmap(q->bounce_mem, q->bounce_bytes);
+	free(q->bounce_free);
+	free(q->reqbuf);
+	free(q);
+}
+
+void blk_queue_close(struct blk_queue *q)
+{
+	struct ev_loop *loop = q->dev->xb.loop;
+
+	if (!q->connected)
+		return;
+	ev_io_stop(loop, &q->evt_io);
+	ev_prepare_stop(loop, &q->push_prep);
+	if (q->need_push) /* answer what completed so far */
+		push_prepare_cb(loop, &q->push_prep, 0);
+	q->connected = false;
+	hv_evt_unbind(q->evt, (uint32_t)q->lport);
+	hv_evt_close(q->evt);
+	q->evt = NULL;
+	hv_gnt_unmap(q->dev->gnt, q->ring_addr, q->ring_pages);
+	q->ring_addr = NULL;
+	if (q->inflight) {
+		q->zombie = true; /* the last completion frees it */
+		return;
+	}
+	queue_free(q);
+}
+
+int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
+		   unsigned int ring_pages, struct hv_evt *evt, int lport, struct blk_queue **out)
+{
+	struct blk_queue *q = calloc(1, sizeof(*q));
+	unsigned int maxseg, nr;
+	int rc = -ENOMEM;
+
+	if (!q)
+		return -ENOMEM;
+	q->dev = dev;
+	q->idx = idx;
+	snprintf(q->name, sizeof(q->name), "%s/q%u", dev->xb.name, idx);
+	rc = ring_back_attach(&q->ring, ring_addr, (size_t)ring_pages * HV_PAGE_SIZE,
+			      blkif_abi_ent_size(dev->abi), 0);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	rc = -ENOMEM;
+	q->ring_addr = ring_addr;
+	q->ring_pages = ring_pages;
+	nr = q->ring.nr_ents;
+	maxseg = queue_max_segs(q);
+	q->reqbuf = malloc((size_t)BLK_TAKE_BATCH * blkif_abi_req_size(dev->abi));
+	q->slots = calloc(nr, sizeof(*q->slots));
+	if (!q->reqbuf || !q->slots)
+		goto fail;
+	for (unsigned int i = 0; i < nr; i++) {
+		struct blk_inflight *f = &q->slots[i];
+
+		f->q = q;
+		f->segs = calloc(maxseg, sizeof(*f->segs));
+		f->iov = calloc(maxseg, sizeof(*f->iov));
+		f->pages = calloc(maxseg, sizeof(*f->pages));
+		f->pg = calloc(maxseg, sizeof(*f->pg));
+		if (!f->segs || !f->iov || !f->pages || !f->pg)
+			goto fail;
+		f->next_free = q->free;
+		q->free = f;
+	}
+	if (bounce_alloc(q) != 0)
+		goto fail;
+	q->persistent = dev->persistent;
+	rc = pgrant_cache_init(&q->pgrants, dev->gnt, dev->xb.otherend_id,
+			       dev->cfg.max_persistent_grants);
+	if (rc)
+		goto fail;
+	q->evt = evt;
+	q->lport = lport;
+	q->connected = true;
+	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
+	q->evt_io.data = q;
+	ev_io_start(dev->xb.loop, &q->evt_io);
+	ev_prepare_init(&q->push_prep, push_prepare_cb);
+	q->push_prep.data = q;
+	ev_prepare_start(dev->xb.loop, &q->push_prep);
+	*out = q;
+	blk_queue_kick(q); /* requests may already be waiting */
+	return 0;
+fail:
+	queue_free(q);
+	return rc;
+}
