@@ -13,6 +13,8 @@
 #define SPLITPV_SHIM_XENSTORED_H
 
 #include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 struct shim_xs;
 
@@ -33,5 +35,31 @@ int shim_xs_domain_release(struct shim_xs *xs, unsigned int domid);
 
 /* Socket path a connection acting as domid uses (domid 0: the privileged socket). */
 int shim_xs_socket_path(const char *rundir, unsigned int domid, char *buf, size_t len);
+
+/* ---- Without sockets: unit tests and fuzzing drive the message processor directly ---- */
+
+struct shim_xs_conn;
+
+/* A store with no loop and no sockets (introduce/release only mark domains).
+ * 0 or -errno; free with shim_xs_close. */
+int shim_xs_open_detached(struct shim_xs **out);
+
+/* A connection without a socket acting as domid (0 = dom0; a guest must be introduced,
+ * else -ENOENT). Replies and events queue up for shim_xs_conn_take_output; with
+ * discard_output they are dropped (fuzzing). Free with shim_xs_conn_close_fake before
+ * shim_xs_close. */
+int shim_xs_conn_open_fake(struct shim_xs *xs, unsigned int domid, bool discard_output,
+			   struct shim_xs_conn **out);
+void shim_xs_conn_close_fake(struct shim_xs_conn *c);
+
+/* Feed bytes as if read from the connection's socket and process every complete message.
+ * 0; -EPIPE once the connection was closed by the daemon (protocol violation, output
+ * bound, domain released); -EAGAIN if input is being held back (output not drained) and
+ * some bytes could not be taken: *taken (may be NULL) says how many were. */
+int shim_xs_conn_feed(struct shim_xs_conn *c, const void *buf, size_t len, size_t *taken);
+
+/* Copy up to cap bytes of queued output (whole or partial messages, in order) into buf
+ * and drop them from the queue. Returns the number of bytes copied. */
+size_t shim_xs_conn_take_output(struct shim_xs_conn *c, void *buf, size_t cap);
 
 #endif
