@@ -147,17 +147,6 @@ int ring_back_take(struct ring_back *r, void *reqs, size_t req_size, unsigned in
 	return (int)n;
 }
 
-void ring_back_put(struct ring_back *r, const void *rsp, size_t rsp_size)
-{
-	uint32_t idx = r->rsp_prod_pvt & (r->nr_ents - 1);
-
-	assert(rsp_size <= r->ent_size);
-	/* Responses never outnumber requests taken. */
-	assert(r->req_cons - r->rsp_prod_pvt - 1 < r->nr_ents);
-	memcpy(r->ents + (size_t)idx * r->ent_size, rsp, rsp_size);
-	r->rsp_prod_pvt++;
-}
-
 bool ring_back_push(struct ring_back *r)
 {
 	uint32_t old = LOAD_RLX(&r->sring->rsp_prod);
@@ -225,28 +214,6 @@ int ring_front_init(struct ring_front *r, void *sring, size_t ring_bytes, size_t
 	((struct ring_sring_hdr *)sring)->req_event = 1;
 	((struct ring_sring_hdr *)sring)->rsp_event = 1;
 	return ring_front_attach(r, sring, ring_bytes, ent_size);
-}
-
-uint32_t ring_front_free(const struct ring_front *r)
-{
-	uint32_t used = r->req_prod_pvt - r->rsp_cons;
-
-	return used >= r->nr_ents ? 0 : r->nr_ents - used;
-}
-
-int ring_front_put(struct ring_front *r, const void *req, size_t req_size)
-{
-	uint32_t idx;
-
-	if (r->broken)
-		return -EPROTO;
-	assert(req_size <= r->ent_size);
-	if (ring_front_free(r) == 0)
-		return -ENOSPC;
-	idx = r->req_prod_pvt & (r->nr_ents - 1);
-	memcpy(r->ents + (size_t)idx * r->ent_size, req, req_size);
-	r->req_prod_pvt++;
-	return 0;
 }
 
 bool ring_front_push(struct ring_front *r)

@@ -10,9 +10,12 @@
 #ifndef SPLITPV_RING_RING_H
 #define SPLITPV_RING_RING_H
 
+#include <assert.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define RING_PAGE_SIZE 4096u
 #define RING_HDR_SIZE 64u	/* entries start at this offset of the shared ring */
@@ -86,7 +89,7 @@ int ring_back_take(struct ring_back *r, void *reqs, size_t req_size, unsigned in
  * and advance it. The caller guarantees it is answering a request it took. Not visible
  * to the frontend until ring_back_push().
  */
-void ring_back_put(struct ring_back *r, const void *rsp, size_t rsp_size);
+static inline void ring_back_put(struct ring_back *r, const void *rsp, size_t rsp_size);
 
 /*
  * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publish rsp_prod (release), full barrier; true if
@@ -119,10 +122,10 @@ int ring_front_init(struct ring_front *r, void *sring, size_t ring_bytes, size_t
 int ring_front_attach(struct ring_front *r, void *sring, size_t ring_bytes, size_t ent_size);
 
 /* Free request slots (nr_ents minus requests not yet answered and consumed). */
-uint32_t ring_front_free(const struct ring_front *r);
+static inline uint32_t ring_front_free(const struct ring_front *r);
 
 /* Copy one request (req_size <= ent_size) into the next slot. -ENOSPC if full, -EPROTO once broken. */
-int ring_front_put(struct ring_front *r, const void *req, size_t req_size);
+static inline int ring_front_put(struct ring_front *r, const void *req, size_t req_size);
 
 /* Publish requests (release), full barrier; true = notify the backend (req_event in range). */
 bool ring_front_push(struct ring_front *r);
@@ -135,5 +138,44 @@ int ring_front_take(struct ring_front *r, void *rsps, size_t rsp_size, unsigned 
 
 /* RING_FINAL_CHECK_FOR_RESPONSES: as ring_back_final_check() with rsp_event. */
 bool ring_front_final_check(struct ring_front *r);
+
+/*
+ * ---- per-entry hot path, inline so a constant entry size becomes plain moves ----
+ * These touch only private indices and the slot being written; nothing is published
+ * until the matching push.
+ */
+
+static inline void ring_back_put(struct ring_back *r, const void *rsp, size_t rsp_size)
+{
+	uint32_t idx = r->rsp_prod_pvt & (r->nr_ents - 1);
+
+	assert(rsp_size <= r->ent_size);
+	/* Responses never outnumber requests taken. */
+	assert(r->req_cons - r->rsp_prod_pvt - 1 < r->nr_ents);
+	memcpy(r->ents + (size_t)idx * r->ent_size, rsp, rsp_size);
+	r->rsp_prod_pvt++;
+}
+
+static inline uint32_t ring_front_free(const struct ring_front *r)
+{
+	uint32_t used = r->req_prod_pvt - r->rsp_cons;
+
+	return used >= r->nr_ents ? 0 : r->nr_ents - used;
+}
+
+static inline int ring_front_put(struct ring_front *r, const void *req, size_t req_size)
+{
+	uint32_t idx;
+
+	if (r->broken)
+		return -EPROTO;
+	assert(req_size <= r->ent_size);
+	if (ring_front_free(r) == 0)
+		return -ENOSPC;
+	idx = r->req_prod_pvt & (r->nr_ents - 1);
+	memcpy(r->ents + (size_t)idx * r->ent_size, req, req_size);
+	r->req_prod_pvt++;
+	return 0;
+}
 
 #endif
