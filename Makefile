@@ -93,8 +93,12 @@ MAINS += $(2)
 $(BUILD)/bin/$(1): $(BUILD)/obj/$(2:.c=.o) $(3)
 	@mkdir -p $$(@D)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$(call link_inputs,$$^) $$(LDLIBS)
 endef
+
+# Link inputs: objects, then the layer archives as one group (xenbus/hv.c and the
+# shim's hv_shim.c refer to each other).
+link_inputs = $(filter-out %.a,$(1)) -Wl,--start-group $(filter %.a,$(1)) -Wl,--end-group
 
 LIBRING   := $(BUILD)/lib/libring.a
 LIBXENBUS := $(BUILD)/lib/libxenbus.a
@@ -144,21 +148,21 @@ UNIT_BIN  := $(BUILD)/tests/unit
 $(UNIT_BIN): $(call objs,$(UNIT_SRCS)) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call link_inputs,$^) $(LDLIBS)
 
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(LIBS_ALL)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call link_inputs,$^) $(LDLIBS)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBS_ALL)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call link_inputs,$^) $(LDLIBS)
 
 ALL_BINS := $(PROGRAMS) $(UNIT_BIN) $(INTEG_BINS) $(BENCH_BINS)
 
