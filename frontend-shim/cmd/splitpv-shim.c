@@ -19,14 +19,15 @@
 #include "frontend-shim/shimhv.h"
 #include "frontend-shim/xenstored.h"
 
+/* opaque: the struct shim_xs * variable of main (opened after the hv socket). */
 static int introduce_cb(void *opaque, unsigned domid)
 {
-	return shim_xs_domain_introduce(opaque, domid);
+	return shim_xs_domain_introduce(*(struct shim_xs **)opaque, domid);
 }
 
 static void release_cb(void *opaque, unsigned domid)
 {
-	int rc = shim_xs_domain_release(opaque, domid);
+	int rc = shim_xs_domain_release(*(struct shim_xs **)opaque, domid);
 
 	if (rc < 0 && rc != -ENOENT)
 		fprintf(stderr, "splitpv-shim: xenstore release of domain %u: %s\n", domid,
@@ -87,17 +88,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "splitpv-shim: no libev loop\n");
 		return 1;
 	}
-	rc = shim_xs_open(&xs, loop, rundir);
-	if (rc < 0) {
-		fprintf(stderr, "splitpv-shim: xenstored on %s: %s\n", rundir, strerror(-rc));
-		return 1;
-	}
-	hooks.opaque = xs;
+	/* hv.sock first: it refuses to start over a live daemon, before the xenstored
+	 * would replace that daemon's socket. Nothing is served until ev_run. */
+	hooks.opaque = &xs;
 	rc = shim_hv_open(&hv, loop, rundir, &hooks);
 	if (rc < 0) {
 		fprintf(stderr, "splitpv-shim: %s/%s: %s\n", rundir, SHIM_HV_SOCK_NAME,
 			strerror(-rc));
-		shim_xs_close(xs);
+		return 1;
+	}
+	rc = shim_xs_open(&xs, loop, rundir);
+	if (rc < 0) {
+		fprintf(stderr, "splitpv-shim: xenstored on %s: %s\n", rundir, strerror(-rc));
+		shim_hv_close(hv);
 		return 1;
 	}
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);
