@@ -1864,8 +1864,10 @@ static int dev_from_libxl(struct shim_ts *ts, unsigned int domid, const char *ki
 	if (rc)
 		return rc;
 	rc = xenbus_parse_backend_path(be, &bdom, bkind, sizeof(bkind), &fe, &id, &rest);
+	if (!rc && (*rest || fe != domid || id != devid))
+		rc = -EINVAL; /* rest points into be: check before freeing it */
 	free(be);
-	if (rc || *rest || fe != domid || id != devid)
+	if (rc)
 		return -EINVAL;
 	return dev_init(dev, domid, !strcmp(kind, "vif") ? "vif" : "vbd", bkind, bdom, devid);
 }
