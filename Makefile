@@ -180,6 +180,7 @@ $(BUILD_ROOT)/fuzz/bin/%: $(BUILD_ROOT)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 
 # ---------------------------------------------------------------------------
 # Goals.
+.SECONDARY:
 .PHONY: all check fuzz fuzz-smoke bench demo e2e install deps clean distclean help
 
 all: $(ALL_BINS)

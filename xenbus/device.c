@@ -271,7 +271,7 @@ int xenbus_device_start(struct xenbus_device *dev, struct ev_loop *loop, const c
 	snprintf(dev->name, sizeof(dev->name), "%s/%u/%u", dev->type, dev->otherend_id,
 		 dev->devid);
 
-	dev->xs = xs_open(0);
+	dev->xs = xenbus_xs_open();
 	if (!dev->xs)
 		return errno ? -errno : -EIO;
 	rc = read_otherend(dev);

@@ -15,6 +15,19 @@ static int errno_or(int fallback)
 	return errno ? -errno : -fallback;
 }
 
+struct xs_handle *xenbus_xs_open(void)
+{
+	const char *shim = getenv("SPLITPV_SHIM");
+
+	if (shim && *shim && !getenv("XENSTORED_PATH")) {
+		char path[XENBUS_PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/socket", shim);
+		setenv("XENSTORED_PATH", path, 0);
+	}
+	return xs_open(0);
+}
+
 int xenbus_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -19,6 +19,13 @@
 /* Longest path we build (XENSTORE_ABS_PATH_MAX). */
 #define XENBUS_PATH_MAX 3072u
 
+/*
+ * xs_open for splitpv's processes: when SPLITPV_SHIM names the shim's run directory and
+ * XENSTORED_PATH is unset, point libxenstore at the shim's xenstored (rundir/socket)
+ * first. NULL with errno on failure; close with xs_close.
+ */
+struct xs_handle *xenbus_xs_open(void);
+
 /* ---- pure parsers (no I/O) ---- */
 
 /*

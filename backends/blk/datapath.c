@@ -114,8 +114,11 @@ static void finish(struct blk_queue *q, struct blk_inflight *f)
 			queue_free(q);
 		return;
 	}
-	if ((q->barrier && q->inflight == 1) || q->parked)
-		blk_queue_kick(q); /* the barrier may start / pages came back */
+	/* Resume taking requests if we had stopped: the barrier may start, pages or a
+	 * request slot came back. (Without this a full ring would never be looked at
+	 * again: we set no req_event while stopped, so the frontend won't notify.) */
+	if ((q->barrier && q->inflight == 1) || q->parked || q->starved)
+		blk_queue_kick(q);
 }
 
 /* ---- moving data with grant copy ---- */
@@ -494,15 +497,21 @@ void blk_queue_kick(struct blk_queue *q)
 		unsigned int want = BLK_TAKE_BATCH - nios;
 		int n;
 
-		if (q->barrier || q->parked || !q->free)
+		if (q->barrier || q->parked)
 			break; /* resumed by a completion */
-		if (want > q->ring.nr_ents - q->inflight)
-			want = q->ring.nr_ents - q->inflight;
+		if (!q->free) {
+			q->starved = true; /* resumed by a completion */
+			break;
+		}
+		q->starved = false;
 		if (want == 0) {
 			submit_batch(q, ios, nios);
 			nios = 0;
 			continue;
 		}
+		/* Never more than the request slots we have (one per ring entry). */
+		if (want > q->ring.nr_ents - q->inflight)
+			want = q->ring.nr_ents - q->inflight;
 		n = ring_back_take(&q->ring, q->reqbuf, req_size, want);
 		if (n < 0) {
 			submit_batch(q, ios, nios);

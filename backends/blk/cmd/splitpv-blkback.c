@@ -25,6 +25,7 @@ struct worker {
 	const char *path;
 	int rc;
 	bool running;
+	bool joined;
 };
 
 static void print_stats(const struct blk_dev *dev)
@@ -185,9 +186,14 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 200 * 1000 * 1000 };
 		bool any = false;
 
-		for (int i = 0; i < n; i++)
-			if (pthread_tryjoin_np(workers[i].thread, NULL) == EBUSY)
+		for (int i = 0; i < n; i++) {
+			if (workers[i].joined)
+				continue;
+			if (pthread_tryjoin_np(workers[i].thread, NULL) == 0)
+				workers[i].joined = true;
+			else
 				any = true;
+		}
 		if (!any)
 			break;
 		sig = sigtimedwait(&set, NULL, &ts);
