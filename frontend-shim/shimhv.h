@@ -122,18 +122,26 @@ int shim_hv_call(int sock, const struct shim_hv_req *req, struct shim_hv_rsp *rs
  * ---- event-channel ports of one handle (guest side and backend side alike) ----
  * Each port owns a wait eventfd (registered in the handle's epoll fd, data = port) and
  * a notify eventfd. /dev/xen/evtchn semantics: pending() returns one fired port,
- * clears it and masks it (EPOLL_CTL_MOD to no events); unmask() re-arms EPOLLIN, so a
- * notify that arrived while masked leaves the eventfd readable and is delivered once
- * after the unmask, never lost. Ports are 1..SHIM_HV_PORTS_MAX. Not thread-safe.
+ * clears it (reads its eventfd) and masks it; unmask() ends the mask. A notify that
+ * arrives while masked leaves the eventfd readable and is delivered once after the
+ * unmask, never lost.
+ * Masking is lazy (the hot path costs no epoll_ctl): a masked port only leaves the
+ * epoll set (EPOLL_CTL_MOD to no events) when it fires while masked; that wakeup is
+ * answered by pending() with -EAGAIN, and unmask() re-arms EPOLLIN. So the epoll fd can
+ * be readable once, spuriously, per masked port: callers poll, then call pending()
+ * and accept -EAGAIN (as with /dev/xen/evtchn). Ports are 1..SHIM_HV_PORTS_MAX.
+ * Not thread-safe.
  */
 struct shim_evq_port {
 	int wait_fd;   /* -1: port free */
 	int notify_fd;
-	bool masked;
+	bool masked;   /* delivered, not yet unmasked */
+	bool kmasked;  /* also out of the epoll set (fired while masked) */
 };
 struct shim_evq {
 	int epfd;
 	unsigned nr_ports;
+	unsigned single;  /* the only port when nr_ports == 1: pending() skips epoll_wait */
 	struct shim_evq_port ports[SHIM_HV_PORTS_MAX + 1];
 };
 /* 0 or -errno. deinit closes every port's fds and the epoll fd; safe twice. */

@@ -1,7 +1,8 @@
 /*
  * shimhv_evq — the event-channel port table of one handle: eventfds in an epoll set,
- * with /dev/xen/evtchn's pending/mask/unmask semantics. Used by hv_shim.c (backend
- * side) and guest.c (guest side); the daemon (shimhv_domain.c) creates the eventfds.
+ * with /dev/xen/evtchn's pending/mask/unmask semantics (lazy masking: see shimhv.h).
+ * Used by hv_shim.c (backend side) and guest.c (guest side); the daemon
+ * (shimhv_domain.c) creates the eventfds.
  */
 #include "frontend-shim/shimhv.h"
 
@@ -16,7 +17,9 @@ int shim_evq_init(struct shim_evq *q)
 		q->ports[p].wait_fd = -1;
 		q->ports[p].notify_fd = -1;
 		q->ports[p].masked = false;
+		q->ports[p].kmasked = false;
 	}
+	q->single = 0;
 	q->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return q->epfd < 0 ? -errno : 0;
 }
@@ -63,7 +66,9 @@ int shim_evq_add(struct shim_evq *q, unsigned port, int wait_fd, int notify_fd)
 	q->ports[port].wait_fd = wait_fd;
 	q->ports[port].notify_fd = notify_fd;
 	q->ports[port].masked = false;
+	q->ports[port].kmasked = false;
 	q->nr_ports++;
+	q->single = q->nr_ports == 1 ? port : 0;
 	return 0;
 }
 
@@ -79,7 +84,12 @@ int shim_evq_remove(struct shim_evq *q, unsigned port)
 	close(p->notify_fd);
 	p->wait_fd = p->notify_fd = -1;
 	p->masked = false;
+	p->kmasked = false;
 	q->nr_ports--;
+	q->single = 0;
+	for (unsigned i = 1; q->nr_ports == 1 && i <= SHIM_HV_PORTS_MAX; i++)
+		if (q->ports[i].wait_fd >= 0)
+			q->single = i;
 	return 0;
 }
 
@@ -95,32 +105,67 @@ int shim_evq_notify(struct shim_evq *q, unsigned port)
 	return 0;
 }
 
+/* Take port out of the epoll set: it fired while masked. */
+static int kmask(struct shim_evq *q, unsigned port)
+{
+	struct epoll_event none = { .events = 0 };
+	struct shim_evq_port *p = &q->ports[port];
+
+	if (p->kmasked)
+		return 0;
+	if (epoll_ctl(q->epfd, EPOLL_CTL_MOD, p->wait_fd, &none) < 0)
+		return -errno;
+	p->kmasked = true;
+	return 0;
+}
+
+/* Clear a fired, unmasked port and mask it. */
+static int deliver(struct shim_evq *q, unsigned port)
+{
+	struct shim_evq_port *p = &q->ports[port];
+	uint64_t v;
+
+	if (read(p->wait_fd, &v, sizeof(v)) < 0)
+		return errno == EAGAIN ? -EAGAIN : -errno;
+	p->masked = true;
+	return (int)port;
+}
+
 int shim_evq_pending(struct shim_evq *q)
 {
 	struct epoll_event ev;
-	struct epoll_event none = { .events = 0 };
-	struct shim_evq_port *p;
-	uint64_t v;
-	unsigned port;
-	int n;
+	int n, rc;
 
-	n = epoll_wait(q->epfd, &ev, 1, 0);
-	if (n < 0)
-		return errno == EINTR ? -EAGAIN : -errno;
-	if (n == 0)
-		return -EAGAIN;
-	port = ev.data.u32;
-	if (!shim_evq_valid(q, port))
-		return -EAGAIN;
-	p = &q->ports[port];
-	/* Clear, then mask: a notify after the read re-arms the eventfd, which stays
-	 * readable until unmask re-adds EPOLLIN. */
-	if (read(p->wait_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		return -errno;
-	if (epoll_ctl(q->epfd, EPOLL_CTL_MOD, p->wait_fd, &none) < 0)
-		return -errno;
-	p->masked = true;
-	return (int)port;
+	if (q->single) {
+		/* One port: its eventfd is the whole story, no epoll_wait needed. */
+		if (!q->ports[q->single].masked)
+			return deliver(q, q->single);
+		rc = kmask(q, q->single);
+		return rc < 0 ? rc : -EAGAIN;
+	}
+	/* Each round either delivers or takes a masked port out of the set: bounded. */
+	for (unsigned round = 0; round <= q->nr_ports; round++) {
+		unsigned port;
+
+		n = epoll_wait(q->epfd, &ev, 1, 0);
+		if (n < 0)
+			return errno == EINTR ? -EAGAIN : -errno;
+		if (n == 0)
+			return -EAGAIN;
+		port = ev.data.u32;
+		if (!shim_evq_valid(q, port))
+			return -EAGAIN;
+		if (!q->ports[port].masked) {
+			rc = deliver(q, port);
+			if (rc != -EAGAIN)
+				return rc;
+			continue;
+		}
+		rc = kmask(q, port);
+		if (rc < 0)
+			return rc;
+	}
+	return -EAGAIN;
 }
 
 int shim_evq_unmask(struct shim_evq *q, unsigned port)
@@ -131,10 +176,12 @@ int shim_evq_unmask(struct shim_evq *q, unsigned port)
 	if (!shim_evq_valid(q, port))
 		return -EINVAL;
 	p = &q->ports[port];
-	if (!p->masked)
-		return 0;
-	if (epoll_ctl(q->epfd, EPOLL_CTL_MOD, p->wait_fd, &ev) < 0)
-		return -errno;
 	p->masked = false;
+	if (p->kmasked) {
+		/* Back into the set: if it fired meanwhile it is readable, and delivered. */
+		if (epoll_ctl(q->epfd, EPOLL_CTL_MOD, p->wait_fd, &ev) < 0)
+			return -errno;
+		p->kmasked = false;
+	}
 	return 0;
 }
