@@ -103,6 +103,8 @@ extern const struct blk_storage_ops blk_storage_null_ops; /* storage_null.c */
  * Other "<word>:" prefixes (qcow2:, vhd:, ...) -> -EPROTONOSUPPORT unless a driver is
  * registered for them (the table in storage.c: nbd://, rbd: go there).
  * loop: the device thread's loop; completions are delivered by it. opts may be NULL.
+ * Threading: every blk_storage_* call on a handle comes from that loop's thread; no
+ * locks inside, no threads of our own (io_uring's kernel workers aside).
  * Returns 0 and *out (free with blk_storage_close), or -errno (*out = NULL).
  */
 int blk_storage_open(struct blk_storage **out, const char *params,
