@@ -1,0 +1,181 @@
+/*
+ * netback — the netif backend for one virtual NIC: control path (xenbus.c: features,
+ * frontend keys, queues, ctrl ring, rate), host side (tap.c: the vif<domid>.<devid>
+ * tap with IFF_VNET_HDR, multi-queue), TX (tx.c: guest → tap), RX (rx.c: tap → guest)
+ * and the ctrl ring (ctrl.c). One device is served by one libev loop in one thread.
+ * Counterpart: Linux drivers/net/xen-netback/{xenbus.c,interface.c,netback.c,rx.c,hash.c}.
+ */
+#ifndef SPLITPV_NET_NETBACK_H
+#define SPLITPV_NET_NETBACK_H
+
+#include "backends/net/parse.h"
+#include "ring/ring.h"
+#include "xenbus/device.h"
+#include "xenbus/hv.h"
+
+#include <ev.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define NET_MAX_QUEUES 8u
+#define NET_MCAST_MAX 64u             /* XEN_NETBK_MCAST_MAX */
+#define NET_FRAME_MAX (65535u + NET_ETH_HLEN + 4u)
+#define NET_RX_BATCH 64u              /* frames per grant-copy batch */
+
+/* Administrator's configuration (defaults from net_config_default). */
+struct net_config {
+	unsigned int max_queues;          /* multi-queue-max-queues (1..NET_MAX_QUEUES) */
+	unsigned int rx_queue_max_pkts;   /* frames waiting for guest buffers, per queue */
+	size_t rx_queue_max_bytes;        /* ... and their bytes */
+	unsigned int rx_stall_ms;         /* no guest buffers this long: carrier off */
+	unsigned int rx_drain_ms;         /* frames older than this are dropped */
+	bool ctrl_ring;                   /* offer feature-ctrl-ring */
+	bool split_evtchn;                /* offer feature-split-event-channels */
+};
+void net_config_default(struct net_config *cfg);
+
+/* Per-queue counters (Linux netback's plus what userspace can see). */
+struct net_stats {
+	uint64_t tx_packets, tx_bytes, tx_gso, tx_csum_blank;
+	uint64_t tx_errors;               /* chains answered with NETIF_RSP_ERROR */
+	uint64_t tx_bad_grant;            /* ... because a grant copy failed */
+	uint64_t tx_tap_errors;           /* tap write failed */
+	uint64_t tx_csum_fixup;           /* GSO without csum_blank, or setup failed */
+	uint64_t tx_credit_waits;         /* times the rate limit held TX back */
+	uint64_t rx_packets, rx_bytes, rx_gso;
+	uint64_t rx_dropped_expired;      /* waited longer than rx_drain_ms (XSA-392) */
+	uint64_t rx_dropped_filtered;     /* multicast not subscribed */
+	uint64_t rx_dropped_unsupported;  /* too big without SG, GSO the guest can't take */
+	uint64_t rx_copy_errors;          /* grant copy into a guest buffer failed */
+	uint64_t rx_queue_full;           /* times tap reading paused: queue at its bound */
+	uint64_t rx_queue_peak_pkts;      /* highest queue length seen */
+	uint64_t rx_stalls;
+	uint64_t notify_in, notify_out;
+};
+
+/* A frame read from the tap, waiting for guest buffers. */
+struct net_frame {
+	struct net_frame *next;
+	uint64_t t_ms;                    /* when it was read */
+	struct net_vnet_hdr h;
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct net_dev;
+
+struct net_queue {
+	struct net_dev *dev;
+	unsigned int idx;
+	char name[96];
+	/* rings */
+	struct ring_back tx, rx;
+	void *tx_addr, *rx_addr;
+	/* event channels (tx_port == rx_port unless split) */
+	struct hv_evt *evt;
+	int tx_port, rx_port;
+	ev_io evt_io;
+	/* host side */
+	int tapfd;                        /* borrowed from the device */
+	ev_io tap_io;
+	bool tap_reading;
+	/* TX: requests copied out but not yet consumed by a complete chain */
+	struct netif_tx_request *txreqs;  /* tx.nr_ents */
+	unsigned int tx_have;
+	uint8_t *txpkt;                   /* vnet header + linear packet */
+	struct hv_copy_seg *txsegs;       /* NET_TX_FATAL_SLOTS + 1 */
+	/* rate limit (Linux tx_credit_exceeded) */
+	uint64_t credit_bytes, credit_usec;
+	uint64_t remaining_credit;
+	uint64_t credit_window_us;        /* start of the current window (monotonic us) */
+	ev_timer credit_timer;
+	bool credit_wait;
+	/* RX */
+	struct netif_rx_request *rxreqs;  /* taken, not yet answered (in ring order) */
+	unsigned int rx_have, rx_first;
+	struct net_frame *rxq_head, *rxq_tail;
+	unsigned int rxq_pkts;
+	size_t rxq_bytes;
+	ev_timer rx_timer;                /* drain and stall checks while frames wait */
+	uint64_t rx_last_progress_ms;
+	bool stalled;
+	struct hv_copy_seg *rxsegs;       /* NET_RX_BATCH * 17 */
+	struct net_stats stats;
+	bool need_tx_notify, need_rx_notify;
+	ev_prepare push_prep;             /* push and notify once per loop iteration */
+};
+
+struct net_dev {
+	struct xenbus_device xb;
+	struct net_config cfg;
+	/* probe */
+	char ifname[IFNAMSIZ];
+	int tapfds[NET_MAX_QUEUES];
+	unsigned int ntapfds;
+	unsigned int mtu;
+	/* negotiated at connect */
+	unsigned int nr_queues;
+	bool sg, gso4, gso6, csum4, csum6, rx_notify, mcast_ctrl;
+	struct net_queue **queues;
+	struct hv_gnt *gnt;
+	/* ctrl ring */
+	struct ring_back ctrl;
+	void *ctrl_addr;
+	struct hv_evt *ctrl_evt;
+	int ctrl_port;
+	ev_io ctrl_io;
+	struct net_hash hash;
+	/* multicast filter */
+	uint8_t mcast[NET_MCAST_MAX][6];
+	unsigned int nr_mcast;
+	/* rate as last read from the backend's "rate" key (bytes, usecs; 0 = unlimited) */
+	uint64_t rate_bytes, rate_usecs;
+	bool carrier;
+};
+
+/* Device ops for xenbus_device_start (xenbus.c). priv = a struct net_dev with cfg set. */
+extern const struct xenbus_device_ops net_xenbus_ops;
+/* Zero the device and set every sentinel (fds -1) before xenbus_device_start. */
+void net_dev_init(struct net_dev *dev, const struct net_config *cfg);
+/* Sum of every queue's counters. */
+void net_dev_stats(const struct net_dev *dev, struct net_stats *sum);
+
+/* ---- tap.c ---- */
+/* Create (or attach to) tap ifname with n queues (IFF_MULTI_QUEUE when n > 1), vnet
+ * header on, non-blocking. fds[0..n-1] receive the fds. 0 or -errno. */
+int net_tap_open(const char *ifname, unsigned int n, int *fds);
+/* TUNSETOFFLOAD with what the guest can take on RX. 0 or -errno. */
+int net_tap_set_offload(int fd, bool csum, bool tso4, bool tso6);
+/* IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE. 0 or -errno. */
+int net_tap_queue_enable(int fd, bool on);
+int net_tap_set_carrier(int fd, bool on);
+int net_tap_set_mtu(const char *ifname, unsigned int mtu);
+int net_tap_set_mac(const char *ifname, const uint8_t mac[6]);
+
+/* ---- queue.c ---- */
+/* Build a connected queue over mapped rings; 0 or -errno. */
+int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *rx_addr,
+		   struct hv_evt *evt, int tx_port, int rx_port, struct net_queue **out);
+/* Stop watchers, unbind, unmap, free queued frames. NULL ok. */
+void net_queue_close(struct net_queue *q);
+/* New credit parameters (rate key changed). */
+void net_queue_set_rate(struct net_queue *q, uint64_t bytes, uint64_t usecs);
+
+/* ---- tx.c ---- */
+void net_tx_kick(struct net_queue *q);
+/* ---- rx.c ---- */
+void net_rx_tap_cb(struct ev_loop *loop, ev_io *w, int revents);
+void net_rx_kick(struct net_queue *q);
+void net_rx_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* Enqueue a frame for queue q (takes ownership); applies the queue bound. */
+void net_rx_enqueue(struct net_queue *q, struct net_frame *f);
+bool net_mcast_ok(const struct net_dev *dev, const uint8_t *frame, size_t len);
+int net_mcast_add(struct net_dev *dev, const uint8_t addr[6]);
+void net_mcast_del(struct net_dev *dev, const uint8_t addr[6]);
+/* ---- ctrl.c ---- */
+void net_ctrl_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+uint64_t net_now_us(void);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * queue — one netif queue: TX and RX rings, their event channel(s) and the tap fd
+ * it reads, built over mapped rings at connect and torn down in reverse.
+ * Counterpart: Linux xen-netback interface.c (xenvif_init_queue, xenvif_connect_data).
+ */
+#include "backends/net/netback.h"
+
+#include "xenbus/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t net_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct net_queue *q = w->data;
+	bool tx = revents & EV_CUSTOM, rx = false;
+	int port;
+
+	/* Drain what fired, then unmask, then work: a notify after the unmask re-fires.
+	 * EV_CUSTOM: tx.c yielded after a long burst and wants to continue. */
+	for (int i = 0; i < 16 && (port = hv_evt_pending(q->evt)) >= 0; i++) {
+		if (port == q->tx_port)
+			tx = true;
+		if (port == q->rx_port)
+			rx = true;
+		hv_evt_unmask(q->evt, (uint32_t)port);
+		q->stats.notify_in++;
+	}
+	if (rx)
+		net_rx_kick(q);
+	if (tx)
+		net_tx_kick(q);
+}
+
+static void credit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct net_queue *q = w->data;
+	uint64_t max_burst = q->credit_bytes > 131072 ? q->credit_bytes : 131072;
+
+	/* tx_credit_callback: a new window's credit, then resume TX. */
+	q->credit_wait = false;
+	q->remaining_credit += q->credit_bytes;
+	if (q->remaining_credit > max_burst)
+		q->remaining_credit = max_burst;
+	net_tx_kick(q);
+}
+
+void net_queue_set_rate(struct net_queue *q, uint64_t bytes, uint64_t usecs)
+{
+	q->credit_bytes = bytes;
+	q->credit_usec = usecs;
+	q->remaining_credit = bytes;
+	q->credit_window_us = net_now_us();
+	if (q->credit_wait) {
+		ev_timer_stop(q->dev->xb.loop, &q->credit_timer);
+		q->credit_wait = false;
+		net_tx_kick(q);
+	}
+}
+
+int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *rx_addr,
+		   struct hv_evt *evt, int tx_port, int rx_port, struct net_queue **out)
+{
+	struct net_queue *q = calloc(1, sizeof(*q));
+	struct ev_loop *loop = dev->xb.loop;
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	q->dev = dev;
+	q->idx = idx;
+	snprintf(q->name, sizeof(q->name), "%s/q%u", dev->xb.name, idx);
+	rc = ring_back_attach(&q->tx, tx_addr, NET_PAGE_SIZE, sizeof(union netif_tx_sring_entry), 0);
+	rc = rc ?: ring_back_attach(&q->rx, rx_addr, NET_PAGE_SIZE,
+				    sizeof(union netif_rx_sring_entry), 0);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	q->txreqs = calloc(q->tx.nr_ents, sizeof(*q->txreqs));
+	q->rxreqs = calloc(q->rx.nr_ents, sizeof(*q->rxreqs));
+	q->txpkt = malloc(sizeof(struct net_vnet_hdr) + 65536);
+	q->txsegs = calloc(NET_TX_FATAL_SLOTS + 1, sizeof(*q->txsegs));
+	q->rxsegs = calloc((size_t)NET_RX_BATCH * 18, sizeof(*q->rxsegs));
+	if (!q->txreqs || !q->rxreqs || !q->txpkt || !q->txsegs || !q->rxsegs) {
+		free(q->txreqs);
+		free(q->rxreqs);
+		free(q->txpkt);
+		free(q->txsegs);
+		free(q->rxsegs);
+		free(q);
+		return -ENOMEM;
+	}
+	/* From here on the queue owns the rings and the event channel. */
+	q->tx_addr = tx_addr;
+	q->rx_addr = rx_addr;
+	q->evt = evt;
+	q->tx_port = tx_port;
+	q->rx_port = rx_port;
+	q->tapfd = dev->tapfds[idx < dev->ntapfds ? idx : 0];
+	q->rx_last_progress_ms = net_now_us() / 1000;
+
+	ev_timer_init(&q->credit_timer, credit_cb, 0, 0);
+	q->credit_timer.data = q;
+	ev_timer_init(&q->rx_timer, net_rx_timer_cb, 0, 0);
+	q->rx_timer.data = q;
+	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
+	q->evt_io.data = q;
+	ev_io_start(loop, &q->evt_io);
+	ev_io_init(&q->tap_io, net_rx_tap_cb, q->tapfd, EV_READ);
+	q->tap_io.data = q;
+	/* Queues sharing one tap fd (fewer tap queues than rings) read it once. */
+	if (idx < dev->ntapfds) {
+		ev_io_start(loop, &q->tap_io);
+		q->tap_reading = true;
+	}
+	*out = q;
+	/* Requests the frontend published before we bound the channel. */
+	net_tx_kick(q);
+	net_rx_kick(q);
+	return 0;
+}
+
+void net_queue_close(struct net_queue *q)
+{
+	struct ev_loop *loop;
+
+	if (!q)
+		return;
+	loop = q->dev->xb.loop;
+	ev_io_stop(loop, &q->tap_io);
+	ev_io_stop(loop, &q->evt_io);
+	ev_timer_stop(loop, &q->credit_timer);
+	ev_timer_stop(loop, &q->rx_timer);
+	if (q->rx_port != q->tx_port)
+		hv_evt_unbind(q->evt, (uint32_t)q->rx_port);
+	hv_evt_unbind(q->evt, (uint32_t)q->tx_port);
+	hv_evt_close(q->evt);
+	hv_gnt_unmap(q->dev->gnt, q->rx_addr, 1);
+	hv_gnt_unmap(q->dev->gnt, q->tx_addr, 1);
+	while (q->rxq_head) {
+		struct net_frame *f = q->rxq_head;
+
+		q->rxq_head = f->next;
+		free(f);
+	}
+	log_info(q->name,
+		 "stats: tx %llu pkts %llu bytes (gso %llu, errors %llu, bad grants %llu), "
+		 "rx %llu pkts %llu bytes (gso %llu, expired %llu, filtered %llu, "
+		 "unsupported %llu, stalls %llu)",
+		 (unsigned long long)q->stats.tx_packets, (unsigned long long)q->stats.tx_bytes,
+		 (unsigned long long)q->stats.tx_gso, (unsigned long long)q->stats.tx_errors,
+		 (unsigned long long)q->stats.tx_bad_grant, (unsigned long long)q->stats.rx_packets,
+		 (unsigned long long)q->stats.rx_bytes, (unsigned long long)q->stats.rx_gso,
+		 (unsigned long long)q->stats.rx_dropped_expired,
+		 (unsigned long long)q->stats.rx_dropped_filtered,
+		 (unsigned long long)q->stats.rx_dropped_unsupported,
+		 (unsigned long long)q->stats.rx_stalls);
+	free(q->txreqs);
+	free(q->rxreqs);
+	free(q->txpkt);
+	free(q->txsegs);
+	free(q->rxsegs);
+	free(q);
+}

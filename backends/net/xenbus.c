@@ -1,0 +1,412 @@
+/*
+ * xenbus — the netif control path: create the tap and publish the features (probe),
+ * read and range-check every frontend key, map the rings of every queue, bind the
+ * event channels and the ctrl ring (connect), undo it in reverse (disconnect), and
+ * apply a changed "rate" live. Keys as in XEN-FACTS.md §4.6.
+ * Counterpart: Linux drivers/net/xen-netback/xenbus.c.
+ */
+#include "backends/net/netback.h"
+
+#include "xenbus/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xen/io/xenbus.h>
+
+#define NET_DEV(xb) ((struct net_dev *)(xb)->priv)
+
+void net_config_default(struct net_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*cfg = (struct net_config){
+		.max_queues = cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned int)cpus,
+		.rx_queue_max_pkts = 1024,
+		.rx_queue_max_bytes = 4u << 20,
+		.rx_stall_ms = 60000,  /* Linux rx_stall_timeout_msecs */
+		.rx_drain_ms = 10000,  /* Linux rx_drain_timeout_msecs */
+		.ctrl_ring = true,
+		.split_evtchn = true,
+	};
+}
+
+void net_dev_init(struct net_dev *dev, const struct net_config *cfg)
+{
+	memset(dev, 0, sizeof(*dev));
+	dev->cfg = *cfg;
+	for (unsigned int i = 0; i < NET_MAX_QUEUES; i++)
+		dev->tapfds[i] = -1;
+	dev->ctrl_port = -1;
+}
+
+void net_dev_stats(const struct net_dev *dev, struct net_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; dev->queues && i < dev->nr_queues; i++) {
+		const uint64_t *a = (const uint64_t *)&dev->queues[i]->stats;
+		uint64_t *s = (uint64_t *)sum;
+
+		if (!dev->queues[i])
+			continue;
+		for (size_t k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
+			s[k] += a[k];
+	}
+}
+
+/* "bytes,usecs" as libxl writes it; absent or malformed = unlimited (as Linux). */
+static void read_rate(struct net_dev *dev)
+{
+	char *s = NULL, *comma;
+	uint64_t b = 0, u = 0;
+
+	dev->rate_bytes = dev->rate_usecs = 0;
+	if (xenbus_read_str(dev->xb.xs, XBT_NULL, dev->xb.nodename, "rate", &s) != 0)
+		return;
+	comma = strchr(s, ',');
+	if (comma && xenbus_parse_u64(s, (size_t)(comma - s), 1, UINT32_MAX, &b) == 0 &&
+	    xenbus_parse_u64(comma + 1, strlen(comma + 1), 1, UINT32_MAX, &u) == 0) {
+		dev->rate_bytes = b;
+		dev->rate_usecs = u;
+	} else {
+		log_warn(dev->xb.name, "ignoring malformed rate '%s'", s);
+	}
+	free(s);
+}
+
+static int set_carrier(struct net_dev *dev, bool on)
+{
+	dev->carrier = on;
+	if (dev->ntapfds)
+		net_tap_set_carrier(dev->tapfds[0], on);
+	return xenbus_printf(dev->xb.xs, XBT_NULL, dev->xb.nodename, "carrier", "%d", on);
+}
+
+/* ---- probe: tap, features → InitWait ---- */
+
+static int net_probe(struct xenbus_device *xb)
+{
+	struct net_dev *dev = NET_DEV(xb);
+	static const uint8_t vif_mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
+	unsigned int n = dev->cfg.max_queues;
+	int rc, len;
+
+	len = snprintf(dev->ifname, sizeof(dev->ifname), "vif%u.%u", xb->otherend_id, xb->devid);
+	if (len < 0 || (size_t)len >= sizeof(dev->ifname))
+		return -ENAMETOOLONG;
+	rc = xenbus_read_uint_default(xb->xs, XBT_NULL, xb->nodename, "mtu", 68, 65535, 1500,
+				      &dev->mtu);
+	if (rc) {
+		log_err(xb->name, "mtu out of range 68..65535");
+		return rc;
+	}
+	rc = net_tap_open(dev->ifname, n, dev->tapfds);
+	if (rc) {
+		log_err(xb->name, "tap %s: %s", dev->ifname, strerror(-rc));
+		return rc;
+	}
+	dev->ntapfds = n;
+	/* As the Linux vif: the host side never claims the guest's MAC. */
+	net_tap_set_mac(dev->ifname, vif_mac);
+	read_rate(dev);
+
+	rc = 0;
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-sg", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-gso-tcpv4", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-gso-tcpv6", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-ipv6-csum-offload", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-rx-copy", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-rx-flip", "0");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename, "feature-multicast-control", "1");
+	rc = rc ?: xenbus_write(xb->xs, XBT_NULL, xb->nodename,
+				"feature-dynamic-multicast-control", "1");
+	rc = rc ?: xenbus_printf(xb->xs, XBT_NULL, xb->nodename, "feature-split-event-channels",
+				 "%d", dev->cfg.split_evtchn);
+	rc = rc ?: xenbus_printf(xb->xs, XBT_NULL, xb->nodename, "multi-queue-max-queues", "%u", n);
+	rc = rc ?: xenbus_printf(xb->xs, XBT_NULL, xb->nodename, "feature-ctrl-ring", "%d",
+				 dev->cfg.ctrl_ring);
+	rc = rc ?: set_carrier(dev, false);
+	if (rc) {
+		log_err(xb->name, "writing features: %s", strerror(-rc));
+		return rc;
+	}
+	log_info(xb->name, "tap %s, %u queue(s) offered, mtu %u", dev->ifname, n, dev->mtu);
+	return 0;
+}
+
+static void net_remove(struct xenbus_device *xb)
+{
+	struct net_dev *dev = NET_DEV(xb);
+
+	for (unsigned int i = 0; i < dev->ntapfds; i++) {
+		if (dev->tapfds[i] >= 0)
+			close(dev->tapfds[i]);
+		dev->tapfds[i] = -1;
+	}
+	dev->ntapfds = 0;
+}
+
+/* ---- connect ---- */
+
+static bool fe_bool(struct net_dev *dev, const char *key, bool def, int *rc)
+{
+	bool v = def;
+	int r = xenbus_read_bool(dev->xb.xs, XBT_NULL, dev->xb.otherend, key, def, &v);
+
+	if (r && !*rc) {
+		log_err(dev->xb.name, "%s: %s", key, strerror(-r));
+		*rc = r;
+	}
+	return v;
+}
+
+static int connect_queue(struct net_dev *dev, unsigned int idx, const char *dir)
+{
+	struct xenbus_device *xb = &dev->xb;
+	unsigned int txref, rxref, p_tx = 0, p_rx = 0;
+	struct hv_evt *evt = NULL;
+	void *tx = NULL, *rx = NULL;
+	int ltx = -1, lrx = -1, rc;
+	bool split;
+
+	rc = xenbus_read_uint(xb->xs, XBT_NULL, dir, "tx-ring-ref", 0, UINT32_MAX, &txref);
+	rc = rc ?: xenbus_read_uint(xb->xs, XBT_NULL, dir, "rx-ring-ref", 0, UINT32_MAX, &rxref);
+	if (rc) {
+		log_err(xb->name, "%s: ring refs: %s", dir, strerror(-rc));
+		return rc;
+	}
+	/* Split channels if the frontend wrote both; one channel otherwise (Linux). */
+	rc = xenbus_read_uint(xb->xs, XBT_NULL, dir, "event-channel-tx", 0, INT32_MAX, &p_tx);
+	if (rc == 0)
+		rc = xenbus_read_uint(xb->xs, XBT_NULL, dir, "event-channel-rx", 0, INT32_MAX,
+				      &p_rx);
+	split = rc == 0;
+	if (split && !dev->cfg.split_evtchn) {
+		log_err(xb->name, "split event channels not offered");
+		return -EINVAL;
+	}
+	if (!split) {
+		rc = xenbus_read_uint(xb->xs, XBT_NULL, dir, "event-channel", 0, INT32_MAX, &p_tx);
+		if (rc) {
+			log_err(xb->name, "%s/event-channel: %s", dir, strerror(-rc));
+			return rc;
+		}
+		p_rx = p_tx;
+	}
+	tx = hv_gnt_map(dev->gnt, xb->otherend_id, 1, &txref, true);
+	if (!tx) {
+		rc = -errno;
+		goto fail;
+	}
+	rx = hv_gnt_map(dev->gnt, xb->otherend_id, 1, &rxref, true);
+	if (!rx) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = hv_evt_open(&evt);
+	if (rc)
+		goto fail;
+	ltx = hv_evt_bind_interdomain(evt, xb->otherend_id, p_tx);
+	if (ltx < 0) {
+		rc = ltx;
+		goto fail;
+	}
+	if (split) {
+		lrx = hv_evt_bind_interdomain(evt, xb->otherend_id, p_rx);
+		if (lrx < 0) {
+			rc = lrx;
+			goto fail;
+		}
+	} else {
+		lrx = ltx;
+	}
+	rc = net_queue_open(dev, idx, tx, rx, evt, ltx, lrx, &dev->queues[idx]);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	log_err(xb->name, "queue %u: %s", idx, strerror(-rc));
+	if (lrx >= 0 && lrx != ltx)
+		hv_evt_unbind(evt, (uint32_t)lrx);
+	if (ltx >= 0)
+		hv_evt_unbind(evt, (uint32_t)ltx);
+	hv_evt_close(evt);
+	if (rx)
+		hv_gnt_unmap(dev->gnt, rx, 1);
+	if (tx)
+		hv_gnt_unmap(dev->gnt, tx, 1);
+	return rc;
+}
+
+static void disconnect_ctrl(struct net_dev *dev)
+{
+	if (dev->ctrl_evt) {
+		ev_io_stop(dev->xb.loop, &dev->ctrl_io);
+		if (dev->ctrl_port >= 0)
+			hv_evt_unbind(dev->ctrl_evt, (uint32_t)dev->ctrl_port);
+		hv_evt_close(dev->ctrl_evt);
+	}
+	dev->ctrl_evt = NULL;
+	dev->ctrl_port = -1;
+	if (dev->ctrl_addr)
+		hv_gnt_unmap(dev->gnt, dev->ctrl_addr, 1);
+	dev->ctrl_addr = NULL;
+}
+
+static int connect_ctrl(struct net_dev *dev)
+{
+	struct xenbus_device *xb = &dev->xb;
+	unsigned int ref, port;
+	int rc;
+
+	rc = xenbus_read_uint(xb->xs, XBT_NULL, xb->otherend, "ctrl-ring-ref", 0, UINT32_MAX, &ref);
+	if (rc == -ENOENT)
+		return 0; /* optional */
+	rc = rc ?: xenbus_read_uint(xb->xs, XBT_NULL, xb->otherend, "event-channel-ctrl", 0,
+				    INT32_MAX, &port);
+	if (rc) {
+		log_err(xb->name, "ctrl ring keys: %s", strerror(-rc));
+		return rc;
+	}
+	if (!dev->cfg.ctrl_ring)
+		return -EINVAL;
+	dev->ctrl_addr = hv_gnt_map(dev->gnt, xb->otherend_id, 1, &ref, true);
+	if (!dev->ctrl_addr)
+		return -errno;
+	rc = ring_back_attach(&dev->ctrl, dev->ctrl_addr, NET_PAGE_SIZE,
+			      sizeof(union xen_netif_ctrl_sring_entry), 0);
+	rc = rc ?: hv_evt_open(&dev->ctrl_evt);
+	if (rc)
+		goto fail;
+	dev->ctrl_port = hv_evt_bind_interdomain(dev->ctrl_evt, xb->otherend_id, port);
+	if (dev->ctrl_port < 0) {
+		rc = dev->ctrl_port;
+		goto fail;
+	}
+	ev_io_init(&dev->ctrl_io, net_ctrl_cb, hv_evt_fd(dev->ctrl_evt), EV_READ);
+	dev->ctrl_io.data = dev;
+	ev_io_start(xb->loop, &dev->ctrl_io);
+	return 0;
+fail:
+	disconnect_ctrl(dev);
+	return rc;
+}
+
+static void net_disconnect(struct xenbus_device *xb)
+{
+	struct net_dev *dev = NET_DEV(xb);
+
+	if (dev->ntapfds && dev->carrier)
+		set_carrier(dev, false);
+	disconnect_ctrl(dev);
+	if (dev->queues) {
+		for (unsigned int i = 0; i < dev->nr_queues; i++)
+			net_queue_close(dev->queues[i]);
+		free(dev->queues);
+		dev->queues = NULL;
+	}
+	dev->nr_queues = 0;
+	memset(&dev->hash, 0, sizeof(dev->hash));
+	dev->nr_mcast = 0;
+	hv_gnt_close(dev->gnt);
+	dev->gnt = NULL;
+}
+
+static int net_connect(struct xenbus_device *xb)
+{
+	struct net_dev *dev = NET_DEV(xb);
+	unsigned int nq = 1;
+	bool rx_copy, no_csum;
+	int rc = 0;
+
+	/* Every frontend key is hostile: both bounds checked, unknown values refused. */
+	rx_copy = fe_bool(dev, "request-rx-copy", false, &rc);
+	if (!rc && !rx_copy) {
+		log_err(xb->name, "frontend doesn't request rx-copy (flip is not supported)");
+		return -EOPNOTSUPP;
+	}
+	if (!fe_bool(dev, "feature-rx-notify", false, &rc) && !rc) {
+		log_err(xb->name, "feature-rx-notify is mandatory");
+		return -EINVAL;
+	}
+	dev->rx_notify = true;
+	dev->sg = fe_bool(dev, "feature-sg", false, &rc);
+	dev->gso4 = fe_bool(dev, "feature-gso-tcpv4", false, &rc);
+	dev->gso6 = fe_bool(dev, "feature-gso-tcpv6", false, &rc);
+	no_csum = fe_bool(dev, "feature-no-csum-offload", false, &rc);
+	dev->csum6 = fe_bool(dev, "feature-ipv6-csum-offload", false, &rc);
+	dev->mcast_ctrl = fe_bool(dev, "request-multicast-control", false, &rc);
+	if (rc)
+		return rc;
+	dev->csum4 = !no_csum;
+	rc = xenbus_read_uint_default(xb->xs, XBT_NULL, xb->otherend, "multi-queue-num-queues", 1,
+				      dev->cfg.max_queues, 1, &nq);
+	if (rc) {
+		log_err(xb->name, "multi-queue-num-queues out of range 1..%u", dev->cfg.max_queues);
+		return rc;
+	}
+	rc = hv_gnt_open(&dev->gnt);
+	if (rc)
+		return rc;
+	dev->queues = calloc(nq, sizeof(*dev->queues));
+	if (!dev->queues)
+		return -ENOMEM;
+	dev->nr_queues = nq;
+	for (unsigned int i = 0; i < nq; i++) {
+		char dir[XENBUS_PATH_MAX], sub[24];
+
+		snprintf(sub, sizeof(sub), "queue-%u", i);
+		rc = xenbus_path(dir, sizeof(dir), xb->otherend, nq == 1 ? NULL : sub);
+		rc = rc ?: connect_queue(dev, i, dir);
+		if (rc)
+			return rc; /* the caller's disconnect undoes what was made */
+	}
+	rc = connect_ctrl(dev);
+	if (rc)
+		return rc;
+	/* Only the tap queues we serve stay attached; the kernel spreads over those. */
+	for (unsigned int i = 0; dev->ntapfds > 1 && i < dev->ntapfds; i++)
+		net_tap_queue_enable(dev->tapfds[i], i < nq);
+	rc = net_tap_set_offload(dev->tapfds[0], dev->csum4 || dev->csum6,
+				 dev->sg && dev->gso4 && dev->csum4,
+				 dev->sg && dev->gso6 && dev->csum6);
+	if (rc)
+		log_warn(xb->name, "TUNSETOFFLOAD: %s", strerror(-rc));
+	net_tap_set_mtu(dev->ifname, dev->sg || dev->mtu <= 1500 ? dev->mtu : 1500);
+	for (unsigned int i = 0; i < nq; i++)
+		net_queue_set_rate(dev->queues[i], dev->rate_bytes, dev->rate_usecs);
+	rc = set_carrier(dev, true);
+	if (rc)
+		return rc;
+	log_info(xb->name,
+		 "connected: %u queue(s)%s, sg %d gso4 %d gso6 %d csum4 %d csum6 %d mcast %d "
+		 "rate %" PRIu64 "/%" PRIu64 "us",
+		 nq, dev->ctrl_addr ? " + ctrl ring" : "", dev->sg, dev->gso4, dev->gso6,
+		 dev->csum4, dev->csum6, dev->mcast_ctrl, dev->rate_bytes, dev->rate_usecs);
+	return 0;
+}
+
+static void net_backend_changed(struct xenbus_device *xb, const char *key)
+{
+	struct net_dev *dev = NET_DEV(xb);
+
+	if (strcmp(key, "rate") != 0)
+		return;
+	read_rate(dev);
+	for (unsigned int i = 0; dev->queues && i < dev->nr_queues; i++)
+		if (dev->queues[i])
+			net_queue_set_rate(dev->queues[i], dev->rate_bytes, dev->rate_usecs);
+	log_info(xb->name, "rate now %" PRIu64 " bytes per %" PRIu64 " us", dev->rate_bytes,
+		 dev->rate_usecs);
+}
+
+const struct xenbus_device_ops net_xenbus_ops = {
+	.probe = net_probe,
+	.connect = net_connect,
+	.disconnect = net_disconnect,
+	.remove = net_remove,
+	.backend_changed = net_backend_changed,
+};
