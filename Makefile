@@ -172,11 +172,19 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD_ROOT)/fuzz/bin/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(addprefix $(BUILD_ROOT)/fuzz/obj/,$(LIB_SRCS:.c=.o))
 $(BUILD_ROOT)/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -I. -D_GNU_SOURCE -D__XEN_INTERFACE_VERSION__=0x00040e00 $(PKG_CFLAGS) \
+	@$(if $(Q),echo "  CC      $< (fuzz)")
+	$(Q)$(FUZZ_CC) -I. -D_GNU_SOURCE -D__XEN_INTERFACE_VERSION__=0x00040e00 $(PKG_CFLAGS) \
 		$(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
-$(BUILD_ROOT)/fuzz/bin/%: $(BUILD_ROOT)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
+# One archive: a target pulls in only the objects it references.
+FUZZ_LIB := $(BUILD_ROOT)/fuzz/lib/libsplitpv.a
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+$(BUILD_ROOT)/fuzz/bin/%: $(BUILD_ROOT)/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---------------------------------------------------------------------------
 # Goals.
