@@ -5,11 +5,13 @@
  *  2. event-channel round trip (guest notify -> backend wake, pending, unmask, notify
  *     back -> guest wake) between two threads vs a raw eventfd ping-pong (time ratio).
  * Starts its own splitpv-shim (SPLITPV_BUILD/bin, or ../bin next to this binary).
- * Options: -s (short run, for smoke tests).
+ * Options: -s (short run, for smoke tests), -p (pin the two ping-pong threads to
+ * CPUs 0 and 1; without it the scheduler places them).
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,9 +109,25 @@ static void wait_in(int fd)
 		;
 }
 
+static bool pin; /* -p */
+
+/* With -p: main thread on CPU 0, peers on CPU 1 (same placement for both ping-pongs). */
+static void pin_cpu(unsigned cpu)
+{
+	cpu_set_t set;
+
+	if (!pin || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 static void *backend_thread(void *arg)
 {
 	struct pingpong *pp = arg;
+
+	pin_cpu(1);
 
 	for (unsigned i = 0; i < pp->iters; i++) {
 		int port;
@@ -128,6 +146,8 @@ static void *raw_thread(void *arg)
 {
 	struct pingpong *pp = arg;
 	uint64_t v;
+
+	pin_cpu(1);
 
 	for (unsigned i = 0; i < pp->iters; i++) {
 		wait_in(pp->efd_ab);
@@ -185,9 +205,8 @@ static double bench_raw(struct pingpong *pp)
 
 int main(int argc, char **argv)
 {
-	bool quick = argc > 1 && strcmp(argv[1], "-s") == 0;
-	unsigned copy_iters = quick ? 2000 : 20000, rtt_iters = quick ? 2000 : 10000;
-	unsigned rounds = quick ? 1 : 9;
+	bool quick = false;
+	unsigned copy_iters = 20000, rtt_iters = 10000, rounds = 9;
 	struct shim_harness shim;
 	struct shim_guest *g;
 	struct hv_gnt *h;
@@ -197,6 +216,21 @@ int main(int argc, char **argv)
 	double best_mc = 1e9, best_gc = 1e9, best_ev = 1e9, best_raw = 1e9;
 	int rc, gport;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-s") == 0) {
+			quick = true;
+		} else if (strcmp(argv[i], "-p") == 0) {
+			pin = true;
+		} else {
+			fprintf(stderr, "usage: %s [-s] [-p]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (quick) {
+		copy_iters = 2000;
+		rtt_iters = 2000;
+		rounds = 1;
+	}
 	rc = shim_harness_start(&shim, argv[0]);
 	if (rc < 0)
 		die("starting splitpv-shim", rc);
@@ -241,7 +275,8 @@ int main(int argc, char **argv)
 		       ratio >= 0.5 ? "ok" : "MISSED");
 	}
 
-	/* Event channels: guest thread (main) <-> backend thread. */
+	/* Event channels: guest thread (main, CPU 0) <-> backend thread (CPU 1). */
+	pin_cpu(0);
 	gport = shim_guest_evtchn_alloc_unbound(g, 0);
 	if (gport < 0)
 		die("alloc_unbound", gport);
