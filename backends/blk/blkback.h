@@ -86,6 +86,7 @@ struct blk_queue {
 	struct blk_inflight *barrier;       /* a WRITE_BARRIER waiting for the queue to drain */
 	struct blk_inflight *parked, *parked_tail; /* taken, waiting for bounce pages (FIFO) */
 	bool starved;                       /* stopped taking: every request slot in use */
+	bool kicking, rekick;               /* blk_queue_kick re-entrancy guard */
 	/* memory for the data path: one mapping, bounce pages then the indirect pages */
 	void *bounce_mem;
 	size_t bounce_bytes;

@@ -453,7 +453,28 @@ static void submit_batch(struct blk_queue *q, struct blk_io **ios, unsigned int 
 	}
 }
 
+static void queue_kick(struct blk_queue *q);
+
+/*
+ * Service the queue. Completions that finish a request while we are inside (an error
+ * answered during dispatch) ask for another pass instead of recursing: a nested pass
+ * would take new requests into reqbuf while the outer one still reads it.
+ */
 void blk_queue_kick(struct blk_queue *q)
+{
+	if (q->kicking) {
+		q->rekick = true;
+		return;
+	}
+	q->kicking = true;
+	do {
+		q->rekick = false;
+		queue_kick(q);
+	} while (q->rekick && q->connected);
+	q->kicking = false;
+}
+
+static void queue_kick(struct blk_queue *q)
 {
 	struct blk_io *ios[BLK_TAKE_BATCH];
 	size_t req_size = blkif_abi_req_size(q->dev->abi);
