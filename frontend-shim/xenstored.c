@@ -67,8 +67,60 @@ static void conn_update_io(struct shim_xs_conn *c)
 		ev_io_stop(loop, &c->wio);
 }
 
+static uint32_t payload_hash(const void *p, uint32_t len)
+{
+	const unsigned char *b = p;
+	uint32_t h = 2166136261u;
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static void evidx_grow(struct shim_xs_conn *c)
+{
+	size_t n = c->evidx_n ? c->evidx_n * 2 : 64;
+	struct shim_xs_outmsg **t = calloc(n, sizeof(*t));
+
+	if (!t) /* longer chains, still correct */
+		return;
+	for (size_t i = 0; i < c->evidx_n; i++) {
+		struct shim_xs_outmsg *m = c->evidx[i];
+
+		while (m) {
+			struct shim_xs_outmsg *next = m->hnext;
+
+			m->hnext = t[m->hash & (n - 1)];
+			t[m->hash & (n - 1)] = m;
+			m = next;
+		}
+	}
+	free(c->evidx);
+	c->evidx = t;
+	c->evidx_n = n;
+}
+
+static void evidx_remove(struct shim_xs_conn *c, struct shim_xs_outmsg *m)
+{
+	struct shim_xs_outmsg **pp;
+
+	if (!m->indexed)
+		return;
+	for (pp = &c->evidx[m->hash & (c->evidx_n - 1)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == m) {
+			*pp = m->hnext;
+			c->evidx_count--;
+			break;
+		}
+	}
+	m->indexed = false;
+}
+
 static void out_free_all(struct shim_xs_conn *c)
 {
+	free(c->evidx);
+	c->evidx = NULL;
+	c->evidx_n = c->evidx_count = 0;
 	while (c->out_head) {
 		struct shim_xs_outmsg *m = c->out_head;
 
@@ -174,25 +226,38 @@ void shim_xs_conn_queue(struct shim_xs_conn *c, uint32_t type, uint32_t req_id,
 {
 	struct xsd_sockmsg h = { .type = type, .req_id = req_id, .tx_id = tx_id, .len = len };
 	bool is_event = type == XS_WATCH_EVENT;
+	bool dedup = is_event && len && ((const char *)payload)[0] != '@';
+	uint32_t hash = 0;
 	struct shim_xs_outmsg *m;
 
 	if (c->closing || c->discard)
 		return;
-	if (is_event && len && ((const char *)payload)[0] != '@') {
-		/* An identical event still queued says it all. */
-		for (m = c->out_head; m; m = m->next)
-			if (m->is_event && m->len == SHIM_XS_HDR_LEN + len &&
-			    memcmp(m->data + SHIM_XS_HDR_LEN, payload, len) == 0)
-				return;
+	if (dedup) {
+		/* An identical event still queued says it all (as C xenstored). */
+		hash = payload_hash(payload, len);
+		if (c->evidx_n)
+			for (m = c->evidx[hash & (c->evidx_n - 1)]; m; m = m->hnext)
+				if (m->hash == hash && m->len == SHIM_XS_HDR_LEN + len &&
+				    memcmp(m->data + SHIM_XS_HDR_LEN, payload, len) == 0)
+					return;
+		if (c->evidx_count >= c->evidx_n)
+			evidx_grow(c);
 	}
 	m = malloc(sizeof(*m) + SHIM_XS_HDR_LEN + len);
 	if (!m) { /* a lost reply desynchronises the client: drop it instead */
 		shim_xs_conn_kill(c);
 		return;
 	}
-	m->next = NULL;
+	m->next = m->hnext = NULL;
+	m->hash = hash;
 	m->len = SHIM_XS_HDR_LEN + len;
 	m->is_event = is_event;
+	m->indexed = dedup && c->evidx_n;
+	if (m->indexed) {
+		m->hnext = c->evidx[hash & (c->evidx_n - 1)];
+		c->evidx[hash & (c->evidx_n - 1)] = m;
+		c->evidx_count++;
+	}
 	memcpy(m->data, &h, SHIM_XS_HDR_LEN);
 	if (len)
 		memcpy(m->data + SHIM_XS_HDR_LEN, payload, len);
@@ -288,6 +353,7 @@ static void out_consume(struct shim_xs_conn *c, size_t n)
 		c->out_bytes -= m->len;
 		if (!m->is_event)
 			c->out_replies--;
+		evidx_remove(c, m);
 		free(m);
 	}
 }

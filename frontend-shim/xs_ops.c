@@ -471,7 +471,8 @@ static int rm_tree(struct req *r, const char *path, bool exact)
 	kids = malloc(klen ? klen : 1);
 	if (!kids)
 		return -ENOMEM;
-	memcpy(kids, n->children, klen);
+	if (klen)
+		memcpy(kids, n->children, klen);
 	for (uint32_t off = 0; off < klen && ret == 0; off += (uint32_t)strlen(kids + off) + 1) {
 		char *child;
 

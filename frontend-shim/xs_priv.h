@@ -38,8 +38,11 @@
 
 struct shim_xs_outmsg {
 	struct shim_xs_outmsg *next;
+	struct shim_xs_outmsg *hnext; /* pending-event index chain (deduplicated events) */
+	uint32_t hash;
 	uint32_t len;  /* header + payload */
-	bool is_event; /* WATCH_EVENT (deduplicated, not a reply) */
+	bool is_event; /* WATCH_EVENT (not a reply) */
+	bool indexed;  /* on the pending-event index */
 	uint8_t data[];
 };
 
@@ -85,6 +88,10 @@ struct shim_xs_conn {
 	size_t out_off;   /* bytes of out_head already sent */
 	size_t out_bytes; /* queued bytes */
 	unsigned int out_replies;
+	/* Index of queued events by payload, so that duplicates are found without walking
+	 * a long queue (a watcher that doesn't read could otherwise cost O(n) per event). */
+	struct shim_xs_outmsg **evidx;
+	size_t evidx_n, evidx_count;
 	struct shim_xs_watch *watches;
 	struct shim_xs_tx *txs;
 	unsigned int ntx;
