@@ -242,9 +242,9 @@ static int read_otherend(struct xenbus_device *dev)
 	return 0;
 }
 
-int xenbus_device_start(struct xenbus_device *dev, struct ev_loop *loop, const char *nodename,
+static int device_start(struct xenbus_device *dev, struct ev_loop *loop, const char *nodename,
 			const struct xenbus_device_ops *ops, void *priv,
-			xenbus_device_removed_cb *removed_cb, void *removed_opaque)
+			xenbus_device_removed_cb *removed_cb, void *removed_opaque, bool resume)
 {
 	unsigned int bdom;
 	const char *rest;
@@ -302,7 +302,16 @@ int xenbus_device_start(struct xenbus_device *dev, struct ev_loop *loop, const c
 		goto fail;
 	}
 	dev->probed = true;
-	rc = xenbus_device_switch_state(dev, XenbusStateInitWait);
+	/* A restarted worker takes over a live device where its predecessor left it:
+	 * the frontend must not see us go back to InitWait. */
+	if (resume && xenbus_read_state(dev->xs, XBT_NULL, nodename, &dev->state) == 0 &&
+	    (dev->state == XenbusStateInitWait || dev->state == XenbusStateConnected)) {
+		log_info(dev->name, "resuming in state %s", xenbus_state_name(dev->state));
+		rc = 0;
+	} else {
+		dev->state = XenbusStateUnknown;
+		rc = xenbus_device_switch_state(dev, XenbusStateInitWait);
+	}
 	if (rc)
 		goto fail_probe;
 
@@ -329,4 +338,18 @@ fail:
 	xs_close(dev->xs);
 	dev->xs = NULL;
 	return rc;
+}
+
+int xenbus_device_start(struct xenbus_device *dev, struct ev_loop *loop, const char *nodename,
+			const struct xenbus_device_ops *ops, void *priv,
+			xenbus_device_removed_cb *removed_cb, void *removed_opaque)
+{
+	return device_start(dev, loop, nodename, ops, priv, removed_cb, removed_opaque, false);
+}
+
+int xenbus_device_resume(struct xenbus_device *dev, struct ev_loop *loop, const char *nodename,
+			 const struct xenbus_device_ops *ops, void *priv,
+			 xenbus_device_removed_cb *removed_cb, void *removed_opaque)
+{
+	return device_start(dev, loop, nodename, ops, priv, removed_cb, removed_opaque, true);
 }

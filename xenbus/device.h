@@ -82,6 +82,15 @@ int xenbus_device_start(struct xenbus_device *dev, struct ev_loop *loop, const c
 			const struct xenbus_device_ops *ops, void *priv,
 			xenbus_device_removed_cb *removed_cb, void *removed_opaque);
 
+/*
+ * As xenbus_device_start, for a worker restarted after its predecessor died: if our
+ * state node says InitWait or Connected, keep it (no state write; the frontend sees
+ * nothing) and let the first reconcile connect again; otherwise as a fresh start.
+ */
+int xenbus_device_resume(struct xenbus_device *dev, struct ev_loop *loop, const char *nodename,
+			 const struct xenbus_device_ops *ops, void *priv,
+			 xenbus_device_removed_cb *removed_cb, void *removed_opaque);
+
 /* Re-read xenstore and reconcile (watch events call this; safe to call any time). */
 void xenbus_device_reconcile(struct xenbus_device *dev);
 

@@ -16,6 +16,7 @@
 #include "ring/ring.h"
 #include "xenbus/device.h"
 #include "xenbus/hv.h"
+#include "xenbus/journal.h"
 
 #include <ev.h>
 #include <stdbool.h>
@@ -61,6 +62,7 @@ struct blk_inflight {
 	bool copy_path;                     /* data moves by grant copy (else persistent) */
 	int status;                         /* BLKIF_RSP_* so far */
 	struct blk_io io;
+	int jent;                           /* its crash-journal entry, or -1 */
 	struct blk_inflight *next_free;     /* free list, or the parked FIFO */
 };
 
@@ -97,6 +99,13 @@ struct blk_queue {
 	bool persistent;
 	bool connected;
 	bool zombie;                        /* disconnected with I/O in flight: freed at 0 */
+	/* crash journal (NULL jq: none): entries of requests whose response isn't out */
+	struct xenbus_journal_queue *jq;
+	unsigned int jnents;                /* entries in the table (2 x ring entries) */
+	unsigned int *jfree, jnfree;        /* stack of free entry indices */
+	unsigned int *jfifo;                /* responded entries in response order */
+	uint32_t jfifo_head, jfifo_tail;    /* jnents is a power of two */
+	bool jstarved;                      /* stopped taking: no free journal entry */
 };
 
 struct blk_dev {
@@ -113,9 +122,19 @@ struct blk_dev {
 	bool persistent, large_sector;
 	struct blk_queue **queues;
 	struct hv_gnt *gnt;
-	ev_timer resize_timer, purge_timer;
+	ev_timer resize_timer, purge_timer, stats_timer;
 	struct blk_stats stats;
+	/* crash journal kept by the supervisor (journal.fd -1: none) */
+	struct xenbus_journal journal;
+	bool journal_on;                    /* formatted (or resumed) for this connection */
+	bool resuming;                      /* this connect takes over a live connection */
 };
+
+/* Set up a device's journal before xenbus_device_start/resume: fd -1 for none.
+ * The fd stays the caller's; blk_remove unmaps. */
+void blk_dev_journal_init(struct blk_dev *dev, int fd);
+/* Write the stats snapshot (text "key value" lines) into the journal. */
+void blk_dev_stats_snapshot(struct blk_dev *dev);
 
 /* Device ops for xenbus_device_start (xenbus.c). priv = a struct blk_dev with cfg set. */
 extern const struct xenbus_device_ops blk_xenbus_ops;

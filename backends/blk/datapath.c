@@ -61,16 +61,38 @@ static void queue_respond(struct blk_queue *q, uint64_t id, uint8_t op, int16_t 
 	q->need_push = true;
 }
 
+/* Responses are out: their journal entries are free again. */
+static void journal_published(struct blk_queue *q)
+{
+	while (q->jfifo_head != q->jfifo_tail) {
+		unsigned int e = q->jfifo[q->jfifo_head++ & (q->jnents - 1)];
+
+		xenbus_journal_ent_free(xenbus_journal_ent(&q->dev->journal, q->idx, e));
+		q->jfree[q->jnfree++] = e;
+	}
+}
+
 static void push_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct blk_queue *q = w->data;
 
-	if (!q->need_push || !q->connected)
-		return;
-	q->need_push = false;
-	if (ring_back_push(&q->ring)) {
-		hv_evt_notify(q->evt, (uint32_t)q->lport);
-		q->dev->stats.notify_out++;
+	while (q->need_push && q->connected) {
+		q->need_push = false;
+		/* Journal first: a worker killed between the two publishes the same rsp_prod
+		 * again on restart, from responses already in the ring. */
+		if (q->jq)
+			xenbus_journal_set_rsp_prod(q->jq, q->ring.rsp_prod_pvt);
+		if (ring_back_push(&q->ring)) {
+			hv_evt_notify(q->evt, (uint32_t)q->lport);
+			q->dev->stats.notify_out++;
+		}
+		if (q->jq) {
+			journal_published(q);
+			if (q->jstarved) {
+				q->jstarved = false;
+				blk_queue_kick(q); /* may answer more: the loop pushes them */
+			}
+		}
 	}
 }
 
@@ -106,6 +128,14 @@ static void finish(struct blk_queue *q, struct blk_inflight *f)
 {
 	release_data(q, f);
 	queue_respond(q, f->req.id, f->req.rsp_op, (int16_t)f->status);
+	if (f->jent >= 0 && q->jq) {
+		/* The response sits in the ring now; it counts once rsp_prod passes it. */
+		xenbus_journal_ent_responded(xenbus_journal_ent(&q->dev->journal, q->idx,
+								(unsigned int)f->jent),
+					     q->ring.rsp_prod_pvt - 1);
+		q->jfifo[q->jfifo_tail++ & (q->jnents - 1)] = (unsigned int)f->jent;
+	}
+	f->jent = -1;
 	f->next_free = q->free;
 	q->free = f;
 	q->inflight--;
@@ -460,6 +490,32 @@ static void queue_kick(struct blk_queue *q);
  * answered during dispatch) ask for another pass instead of recursing: a nested pass
  * would take new requests into reqbuf while the outer one still reads it.
  */
+/* A request just taken (or re-issued from the journal): give it a slot and start it. */
+static void take_one(struct blk_queue *q, const void *guest_req, int jent,
+		     struct blk_io **ios, unsigned int *nios)
+{
+	struct blk_inflight *f = q->free;
+	enum dispatch_result r;
+
+	q->free = f->next_free;
+	q->inflight++;
+	f->jent = jent;
+	r = dispatch(q, f, guest_req);
+	if (r == DISPATCH_SUBMIT) {
+		ios[(*nios)++] = &f->io;
+	} else if (r == DISPATCH_WAIT) {
+		/* Out of bounce pages: keep it (and any after it) in order until
+		 * completions return pages; take nothing more meanwhile. */
+		f->next_free = NULL;
+		if (q->parked_tail)
+			q->parked_tail->next_free = f;
+		else
+			q->parked = f;
+		q->parked_tail = f;
+		q->dev->stats.oo_req++;
+	}
+}
+
 void blk_queue_kick(struct blk_queue *q)
 {
 	if (q->kicking) {
@@ -478,6 +534,7 @@ static void queue_kick(struct blk_queue *q)
 {
 	struct blk_io *ios[BLK_TAKE_BATCH];
 	size_t req_size = blkif_abi_req_size(q->dev->abi);
+	int jtake[BLK_TAKE_BATCH];
 	unsigned int nios = 0;
 
 	if (!q->connected)
@@ -533,33 +590,39 @@ static void queue_kick(struct blk_queue *q)
 		/* Never more than the request slots we have (one per ring entry). */
 		if (want > q->ring.nr_ents - q->inflight)
 			want = q->ring.nr_ents - q->inflight;
+		if (q->jq) {
+			/* Only a frontend breaking the ring protocol gets here; resumed by
+			 * the next push. */
+			if (q->jnfree == 0) {
+				q->jstarved = true;
+				break;
+			}
+			if (want > q->jnfree)
+				want = q->jnfree;
+		}
 		n = ring_back_take(&q->ring, q->reqbuf, req_size, want);
 		if (n < 0) {
 			submit_batch(q, ios, nios);
 			xenbus_device_fatal(&q->dev->xb, "frontend's req_prod is beyond the ring");
 			return;
 		}
-		for (int i = 0; i < n; i++) {
-			struct blk_inflight *f = q->free;
-			enum dispatch_result r;
+		if (n > 0 && q->jq) {
+			/* Journal the batch before any of it reaches storage. */
+			uint32_t first = q->ring.req_cons - (uint32_t)n;
 
-			q->free = f->next_free;
-			q->inflight++;
-			r = dispatch(q, f, q->reqbuf + (size_t)i * req_size);
-			if (r == DISPATCH_SUBMIT) {
-				ios[nios++] = &f->io;
-			} else if (r == DISPATCH_WAIT) {
-				/* Out of bounce pages: keep it (and any after it) in order until
-				 * completions return pages; take nothing more meanwhile. */
-				f->next_free = NULL;
-				if (q->parked_tail)
-					q->parked_tail->next_free = f;
-				else
-					q->parked = f;
-				q->parked_tail = f;
-				q->dev->stats.oo_req++;
+			for (int i = 0; i < n; i++) {
+				unsigned int e = q->jfree[--q->jnfree];
+
+				jtake[i] = (int)e;
+				xenbus_journal_ent_take(xenbus_journal_ent(&q->dev->journal, q->idx, e),
+							first + (uint32_t)i,
+							q->reqbuf + (size_t)i * req_size, req_size);
 			}
+			xenbus_journal_set_req_cons(q->jq, q->ring.req_cons);
 		}
+		for (int i = 0; i < n; i++)
+			take_one(q, q->reqbuf + (size_t)i * req_size, q->jq ? jtake[i] : -1,
+				 ios, &nios);
 		if (n == 0) {
 			submit_batch(q, ios, nios);
 			nios = 0;
@@ -618,6 +681,8 @@ static void queue_free(struct blk_queue *q)
 		}
 	}
 	free(q->slots);
+	free(q->jfree);
+	free(q->jfifo);
 	pgrant_cache_deinit(&q->pgrants);
 	if (q->bounce_mem)
 		munmap(q->bounce_mem, q->bounce_bytes);
@@ -636,6 +701,7 @@ void blk_queue_close(struct blk_queue *q)
 	ev_prepare_stop(loop, &q->push_prep);
 	if (q->need_push) /* answer what completed so far */
 		push_prepare_cb(loop, &q->push_prep, 0);
+	q->jq = NULL; /* a clean close: nothing to resume */
 	q->connected = false;
 	hv_evt_unbind(q->evt, (uint32_t)q->lport);
 	hv_evt_close(q->evt);
@@ -647,6 +713,87 @@ void blk_queue_close(struct blk_queue *q)
 		return;
 	}
 	queue_free(q);
+}
+
+/* This queue's part of the journal: entry tables; on a resume, the ring position. */
+static int journal_attach(struct blk_queue *q)
+{
+	struct xenbus_journal *j = &q->dev->journal;
+
+	q->jnents = j->hdr->nr_ents;
+	if (q->idx >= j->hdr->nr_queues || q->jnents < 2 * q->ring.nr_ents ||
+	    (q->jnents & (q->jnents - 1)))
+		return -EINVAL;
+	q->jfree = calloc(q->jnents, sizeof(*q->jfree));
+	q->jfifo = calloc(q->jnents, sizeof(*q->jfifo));
+	if (!q->jfree || !q->jfifo)
+		return -ENOMEM;
+	q->jfifo_head = q->jfifo_tail = 0;
+	q->jq = xenbus_journal_queue(j, q->idx);
+	if (q->dev->resuming) {
+		uint32_t req_cons = q->jq->req_cons, rsp_prod = q->jq->rsp_prod;
+
+		/* Our own memory, but check it anyway: a bad journal must not break the
+		 * ring invariants the engine asserts. */
+		if (req_cons - rsp_prod > q->ring.nr_ents)
+			return -EPROTO;
+		q->ring.rsp_prod_pvt = rsp_prod;
+		q->ring.req_cons = req_cons;
+		return 0;
+	}
+	for (unsigned int i = 0; i < q->jnents; i++)
+		q->jfree[q->jnfree++] = q->jnents - 1 - i;
+	return 0;
+}
+
+/*
+ * Take over from a worker that died: publish the responses it had made (rsp_prod as
+ * journaled), then re-issue every request it had taken and not answered, oldest first.
+ * Their responses go where the lost ones would have; whatever it had written there
+ * and not published is overwritten.
+ */
+static int journal_resume(struct blk_queue *q)
+{
+	struct xenbus_journal *j = &q->dev->journal;
+	struct blk_io *ios[BLK_TAKE_BATCH];
+	unsigned int *redo = calloc(q->jnents, sizeof(*redo)), nios = 0;
+	int n;
+
+	if (!redo)
+		return -ENOMEM;
+	n = xenbus_journal_recover(j, q->idx, redo);
+	if (n < 0 || (unsigned int)n > q->ring.nr_ents) {
+		log_err(q->name, "journal unusable (%d): can't resume", n);
+		free(redo);
+		return n < 0 ? n : -EPROTO;
+	}
+	/* Free entries are the ones recovery left alone and didn't keep. */
+	for (unsigned int i = 0; i < q->jnents; i++)
+		if (xenbus_journal_ent(j, q->idx, i)->state == XENBUS_JOURNAL_FREE)
+			q->jfree[q->jnfree++] = i;
+	xenbus_journal_set_rsp_prod(q->jq, q->ring.rsp_prod_pvt);
+	ring_back_push(&q->ring);
+	hv_evt_notify(q->evt, (uint32_t)q->lport);
+	for (int i = 0; i < n; i++) {
+		struct xenbus_journal_ent *e = xenbus_journal_ent(j, q->idx, redo[i]);
+
+		/* Back to TAKEN: its (unpublished) response will be written anew. */
+		xenbus_journal_ent_take(e, e->req_idx, e->payload, e->len);
+		if (e->len < blkif_abi_req_size(q->dev->abi)) {
+			free(redo);
+			return -EPROTO;
+		}
+		take_one(q, e->payload, (int)redo[i], ios, &nios);
+		if (nios == BLK_TAKE_BATCH) {
+			submit_batch(q, ios, nios);
+			nios = 0;
+		}
+	}
+	submit_batch(q, ios, nios);
+	log_info(q->name, "resumed at req_cons %u rsp_prod %u, %d request(s) re-issued",
+		 q->ring.req_cons, q->ring.rsp_prod_pvt, n);
+	free(redo);
+	return 0;
 }
 
 int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
@@ -680,6 +827,7 @@ int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
 		struct blk_inflight *f = &q->slots[i];
 
 		f->q = q;
+		f->jent = -1;
 		f->segs = calloc(maxseg, sizeof(*f->segs));
 		f->iov = calloc(maxseg, sizeof(*f->iov));
 		f->pages = calloc(maxseg, sizeof(*f->pages));
@@ -696,6 +844,11 @@ int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
 			       dev->cfg.max_persistent_grants);
 	if (rc)
 		goto fail;
+	if (dev->journal_on) {
+		rc = journal_attach(q);
+		if (rc)
+			goto fail;
+	}
 	q->evt = evt;
 	q->lport = lport;
 	q->connected = true;
@@ -706,6 +859,14 @@ int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
 	q->push_prep.data = q;
 	ev_prepare_start(dev->xb.loop, &q->push_prep);
 	*out = q;
+	if (dev->resuming) {
+		rc = journal_resume(q);
+		if (rc) {
+			*out = NULL;
+			blk_queue_close(q);
+			return rc;
+		}
+	}
 	blk_queue_kick(q); /* requests may already be waiting */
 	return 0;
 fail:

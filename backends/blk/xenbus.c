@@ -9,6 +9,7 @@
 #include "xenbus/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,76 @@ void blk_config_default(struct blk_config *cfg)
 		.bounce_pages = 4096, /* 16 MiB per queue at most */
 		.resize_poll_ms = 1000,
 	};
+}
+
+/* ---- crash journal and stats snapshot ---- */
+
+static const struct {
+	const char *name;
+	size_t off;
+} stat_fields[] = {
+#define F(x) { #x, offsetof(struct blk_stats, x) }
+	F(rd_req), F(wr_req), F(flush_req), F(barrier_req), F(discard_req), F(indirect_req),
+	F(rd_sect), F(wr_sect), F(errors), F(eopnotsupp), F(oo_req), F(notify_in),
+	F(notify_out), F(pgrant_hits), F(pgrant_misses),
+#undef F
+};
+
+void blk_dev_journal_init(struct blk_dev *dev, int fd)
+{
+	char text[XENBUS_JOURNAL_STATS + 1];
+	int n;
+
+	xenbus_journal_init(&dev->journal, fd);
+	dev->journal_on = false;
+	dev->resuming = false;
+	if (fd < 0 || xenbus_journal_map(&dev->journal) != 0 || !dev->journal.hdr)
+		return;
+	/* Counters carry on across restarts: read back the last snapshot. */
+	n = xenbus_journal_stats_read(&dev->journal, text, sizeof(text) - 1);
+	if (n > 0) {
+		char *save = NULL;
+
+		text[n] = '\0';
+		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			char key[32];
+			unsigned long long v;
+
+			if (sscanf(l, "%31s %llu", key, &v) != 2)
+				continue;
+			for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+				if (strcmp(key, stat_fields[i].name) == 0)
+					memcpy((uint8_t *)&dev->stats + stat_fields[i].off, &(uint64_t){ v },
+					       sizeof(uint64_t));
+		}
+	}
+	dev->resuming = dev->journal.hdr->active == 1;
+}
+
+void blk_dev_stats_snapshot(struct blk_dev *dev)
+{
+	char text[XENBUS_JOURNAL_STATS];
+	size_t len = 0;
+
+	if (!dev->journal.hdr)
+		return;
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		uint64_t v;
+		int n;
+
+		memcpy(&v, (const uint8_t *)&dev->stats + stat_fields[i].off, sizeof(v));
+		n = snprintf(text + len, sizeof(text) - len, "%s %llu\n", stat_fields[i].name,
+			     (unsigned long long)v);
+		if (n < 0 || (size_t)n >= sizeof(text) - len)
+			break;
+		len += (size_t)n;
+	}
+	xenbus_journal_stats_write(&dev->journal, text, len);
+}
+
+static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	blk_dev_stats_snapshot(w->data);
 }
 
 /* ---- probe: toolstack keys, storage, features → InitWait ---- */
@@ -108,6 +179,8 @@ static void blk_remove(struct xenbus_device *xb)
 	dev->st = NULL;
 	free(dev->params);
 	dev->params = NULL;
+	blk_dev_stats_snapshot(dev);
+	xenbus_journal_unmap(&dev->journal);
 }
 
 /* ---- connect: frontend keys, rings, event channels → Connected ---- */
@@ -216,6 +289,11 @@ static void blk_disconnect(struct xenbus_device *xb)
 
 	ev_timer_stop(xb->loop, &dev->resize_timer);
 	ev_timer_stop(xb->loop, &dev->purge_timer);
+	ev_timer_stop(xb->loop, &dev->stats_timer);
+	/* A clean disconnect: nothing to resume from here on. */
+	xenbus_journal_set_active(&dev->journal, false);
+	dev->journal_on = false;
+	dev->resuming = false;
 	if (dev->queues) {
 		for (unsigned int i = 0; i < dev->nr_queues; i++)
 			if (dev->queues[i])
@@ -224,6 +302,7 @@ static void blk_disconnect(struct xenbus_device *xb)
 		dev->queues = NULL;
 	}
 	dev->nr_queues = 0;
+	blk_dev_stats_snapshot(dev);
 	/* Zombie queues keep their own mappings until their I/O completes; the grant
 	 * handle must outlive them, so it is closed at device free, not here. */
 }
@@ -327,6 +406,22 @@ static int blk_connect(struct xenbus_device *xb)
 			return rc;
 		}
 	}
+	if (dev->journal.fd >= 0) {
+		unsigned int jn = 2 * ring_nr_ents((size_t)HV_PAGE_SIZE << order,
+						   blkif_abi_ent_size(dev->abi));
+
+		if (dev->resuming && xenbus_journal_matches(&dev->journal, nq, jn)) {
+			dev->journal_on = true;
+		} else {
+			if (dev->resuming)
+				log_warn(xb->name, "journal doesn't match the connection: not resuming");
+			dev->resuming = false;
+			rc = xenbus_journal_format(&dev->journal, nq, jn);
+			if (rc)
+				log_err(xb->name, "journal: %s (serving without)", strerror(-rc));
+			dev->journal_on = rc == 0;
+		}
+	}
 	dev->queues = calloc(nq, sizeof(*dev->queues));
 	if (!dev->queues)
 		return -ENOMEM;
@@ -348,6 +443,15 @@ static int blk_connect(struct xenbus_device *xb)
 		dev->resize_timer.data = dev;
 		ev_timer_start(xb->loop, &dev->resize_timer);
 	}
+	if (dev->journal_on) {
+		if (dev->resuming)
+			dev->journal.hdr->restarts++;
+		xenbus_journal_set_active(&dev->journal, true);
+		ev_timer_init(&dev->stats_timer, stats_cb, 0.25, 0.25);
+		dev->stats_timer.data = dev;
+		ev_timer_start(xb->loop, &dev->stats_timer);
+	}
+	dev->resuming = false;
 	if (dev->persistent) {
 		ev_timer_init(&dev->purge_timer, purge_cb, 10.0, 10.0);
 		dev->purge_timer.data = dev;

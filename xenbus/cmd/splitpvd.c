@@ -1,43 +1,84 @@
 /*
- * splitpvd — the supervisor: watches backend/vbd and backend/vif of its own domain,
- * and for each new device (online=1, state=1 as libxl writes it) starts a worker
- * (splitpv-blkback / splitpv-netback) for it; a worker that dies while its device is
- * still online is restarted. Same binary on Xen and on the shim (SPLITPV_SHIM).
+ * splitpvd — the supervisor: watches backend/vbd and backend/vif of its own domain and
+ * runs ONE WORKER PROCESS PER GUEST and backend type (splitpv-blkback for a guest's
+ * disks, splitpv-netback for its NICs); a guest's later devices are handed to its
+ * running worker over a control channel. It keeps a crash journal (memfd) per device
+ * across worker restarts: a worker that dies is restarted with the journals and takes
+ * over the live rings without the guest noticing. @releaseDomain tells the workers of a
+ * dead guest to let go. A control socket serves `splitpv status|stats|top`; SIGHUP (or
+ * `splitpv upgrade`) re-executes the binary keeping every journal (an upgrade without
+ * detaching guests). Same binary on Xen and on the shim (SPLITPV_SHIM).
  * Counterparts: QEMU hw/xen/xen-bus.c discovery, `xl devd`.
  *
- *   splitpvd [--worker-dir DIR] [--syslog] [-- worker options...]
+ *   splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] [-- worker options...]
  */
+#include "xenbus/journal.h"
 #include "xenbus/log.h"
+#include "xenbus/supervisor.h"
 #include "xenbus/xs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xen/io/xenbus.h>
 
 #define MAX_DEVICES 1024
+#define MAX_WORKERS 512
+#define MAX_RESTARTS 1000
+
+/* One worker process: every device of one guest of one backend type. */
+struct worker {
+	bool used;
+	char type[16];
+	unsigned int domid;
+	pid_t pid;
+	int ctl;                      /* our end of the SOCK_SEQPACKET channel */
+	ev_io ctl_io;
+	unsigned int restarts;
+	double started;
+};
 
 struct dev {
+	bool used;
 	char path[XENBUS_PATH_MAX];
 	char type[16];
-	pid_t pid;
-	unsigned int restarts;
-	bool used;
+	unsigned int domid;
+	int jfd;                      /* crash journal memfd: kept across worker restarts */
+	struct worker *w;             /* serving it, or NULL */
+	bool failed;                  /* its worker couldn't serve it: leave it alone */
 };
 
 static struct dev devs[MAX_DEVICES];
-static char worker_dir[PATH_MAX];
-static char **worker_args;
-static int nworker_args;
+static struct worker workers[MAX_WORKERS];
+static char worker_dir[PATH_MAX], self_exe[PATH_MAX], sock_path[108];
+static char **worker_args, **saved_argv;
+static int nworker_args, saved_argc;
 static struct xs_handle *xs;
 static char self_path[64];
 static bool logging_syslog;
+static struct ev_loop *loop;
+static int listen_fd = -1;
+static bool upgrade_requested;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static const char *worker_for(const char *type)
 {
@@ -56,51 +97,172 @@ static struct dev *find_dev(const char *path)
 	return NULL;
 }
 
-static void spawn(struct dev *d)
+static struct worker *find_worker(const char *type, unsigned int domid)
 {
-	char bin[PATH_MAX + 32];
-	char **argv;
-	pid_t pid;
-	int i = 0;
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (workers[i].used && workers[i].domid == domid &&
+		    strcmp(workers[i].type, type) == 0)
+			return &workers[i];
+	return NULL;
+}
 
-	snprintf(bin, sizeof(bin), "%s/%s", worker_dir, worker_for(d->type));
+static void dev_drop(struct dev *d)
+{
+	if (d->jfd >= 0)
+		close(d->jfd);
+	d->jfd = -1;
+	d->used = false;
+	d->w = NULL;
+}
+
+static void ctl_cb(struct ev_loop *l, ev_io *io, int revents);
+
+/* Fork and exec the worker for w with every device assigned to it. */
+static int spawn(struct worker *w)
+{
+	char bin[PATH_MAX + 32], ctlarg[16];
+	char **argv, (*jargs)[XENBUS_PATH_MAX + 16];
+	int sv[2], i = 0, nj = 0;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/%s", worker_dir, worker_for(w->type));
 	if (access(bin, X_OK) != 0) {
-		log_err(d->path, "no worker %s for %s devices", bin, d->type);
-		return;
+		log_err(NULL, "dom%u: no worker %s for %s devices", w->domid, bin, w->type);
+		return -ENOENT;
 	}
-	argv = calloc((size_t)nworker_args + 4, sizeof(char *));
-	if (!argv)
-		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	argv = calloc((size_t)nworker_args + 2 * MAX_DEVICES + 8, sizeof(char *));
+	jargs = calloc(MAX_DEVICES, sizeof(*jargs));
+	if (!argv || !jargs) {
+		free(argv);
+		free(jargs);
+		close(sv[0]);
+		close(sv[1]);
+		return -ENOMEM;
+	}
+	snprintf(ctlarg, sizeof(ctlarg), "%d", sv[1]);
 	argv[i++] = bin;
 	if (logging_syslog)
 		argv[i++] = "--syslog";
 	for (int k = 0; k < nworker_args; k++)
 		argv[i++] = worker_args[k];
-	argv[i++] = d->path;
+	argv[i++] = "--control-fd";
+	argv[i++] = ctlarg;
+	for (int k = 0; k < MAX_DEVICES; k++) {
+		if (!devs[k].used || devs[k].w != w || devs[k].jfd < 0)
+			continue;
+		snprintf(jargs[nj], sizeof(jargs[nj]), "%s=%d", devs[k].path, devs[k].jfd);
+		argv[i++] = "--journal";
+		argv[i++] = jargs[nj++];
+	}
+	for (int k = 0; k < MAX_DEVICES; k++)
+		if (devs[k].used && devs[k].w == w)
+			argv[i++] = devs[k].path;
 	argv[i] = NULL;
 	pid = fork();
 	if (pid == 0) {
+		/* Least privilege: the worker inherits its own guest's journals only. */
+		for (int k = 0; k < MAX_DEVICES; k++)
+			if (devs[k].used && devs[k].jfd >= 0)
+				fcntl(devs[k].jfd, F_SETFD, devs[k].w == w ? 0 : FD_CLOEXEC);
+		fcntl(sv[1], F_SETFD, 0);
+		signal(SIGPIPE, SIG_DFL);
 		execv(bin, argv);
 		_exit(127);
 	}
 	free(argv);
+	free(jargs);
+	close(sv[1]);
 	if (pid < 0) {
-		log_err(d->path, "fork: %s", strerror(errno));
-		return;
+		close(sv[0]);
+		return -errno;
 	}
-	d->pid = pid;
-	log_info(d->path, "worker %d started", (int)pid);
+	w->pid = pid;
+	w->ctl = sv[0];
+	w->started = now_s();
+	ev_io_init(&w->ctl_io, ctl_cb, w->ctl, EV_READ);
+	w->ctl_io.data = w;
+	ev_io_start(loop, &w->ctl_io);
+	log_info(NULL, "dom%u: %s worker %d started", w->domid, w->type, (int)pid);
+	return 0;
 }
 
-/* A device we should serve: present, online, and not yet claimed or being torn down. */
+/* Hand a device to the running worker of its guest: "add PATH" + its journal fd. */
+static int hand_over(struct worker *w, struct dev *d)
+{
+	char msg[XENBUS_PATH_MAX + 8], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { msg, 0 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	iov.iov_len = (size_t)snprintf(msg, sizeof(msg), "add %s", d->path);
+	if (d->jfd >= 0) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &d->jfd, sizeof(int));
+	}
+	if (sendmsg(w->ctl, &mh, MSG_NOSIGNAL) < 0)
+		return -errno;
+	log_info(d->path, "handed to dom%u's worker %d", w->domid, (int)w->pid);
+	return 0;
+}
+
+static void assign(struct dev *d)
+{
+	struct worker *w = find_worker(d->type, d->domid);
+
+	if (w && w->pid > 0) {
+		d->w = w;
+		if (hand_over(w, d) == 0)
+			return;
+		/* The worker is going away: its reaping starts a new one with d. */
+		return;
+	}
+	if (!w) {
+		for (int i = 0; i < MAX_WORKERS && !w; i++)
+			if (!workers[i].used)
+				w = &workers[i];
+		if (!w) {
+			log_err(d->path, "too many workers");
+			dev_drop(d);
+			return;
+		}
+		memset(w, 0, sizeof(*w));
+		w->used = true;
+		w->ctl = -1;
+		snprintf(w->type, sizeof(w->type), "%s", d->type);
+		w->domid = d->domid;
+	}
+	d->w = w;
+	if (spawn(w) != 0) {
+		for (int i = 0; i < MAX_DEVICES; i++)
+			if (devs[i].used && devs[i].w == w)
+				dev_drop(&devs[i]);
+		w->used = false;
+	}
+}
+
+/* Present and online: a restarted worker takes it over whatever its state. */
+static bool online(const char *path)
+{
+	bool on = false;
+
+	return xenbus_read_bool(xs, XBT_NULL, path, "online", false, &on) == 0 && on;
+}
+
+/* A device we should start serving: online and not being torn down. */
 static bool claimable(const char *path)
 {
-	bool online = false;
 	int state = -1;
 
-	if (xenbus_read_bool(xs, XBT_NULL, path, "online", false, &online) || !online)
-		return false;
-	if (xenbus_read_state(xs, XBT_NULL, path, &state))
+	if (!online(path) || xenbus_read_state(xs, XBT_NULL, path, &state))
 		return false;
 	return state == XenbusStateInitialising || state == XenbusStateInitWait ||
 	       state == XenbusStateConnected || state == XenbusStateInitialised;
@@ -112,13 +274,18 @@ static void scan_type(const char *type)
 	unsigned int nfe = 0;
 	char **fes;
 
+	if (!worker_for(type))
+		return;
 	snprintf(base, sizeof(base), "%s/backend/%s", self_path, type);
 	fes = xs_directory(xs, XBT_NULL, base, &nfe);
 	for (unsigned int i = 0; fes && i < nfe; i++) {
 		char fedir[XENBUS_PATH_MAX];
-		unsigned int ndev = 0;
-		char **ids;
+		unsigned int ndev = 0, domid;
+		char **ids, *end;
 
+		domid = (unsigned int)strtoul(fes[i], &end, 10);
+		if (*end || end == fes[i] || domid > 0x7FEF)
+			continue;
 		if (snprintf(fedir, sizeof(fedir), "%s/%s", base, fes[i]) >= (int)sizeof(fedir))
 			continue;
 		ids = xs_directory(xs, XBT_NULL, fedir, &ndev);
@@ -129,107 +296,478 @@ static void scan_type(const char *type)
 			if (snprintf(path, sizeof(path), "%s/%s", fedir, ids[j]) >= (int)sizeof(path))
 				continue;
 			d = find_dev(path);
-			if (d || !claimable(path))
+			if (d && d->w)
 				continue;
-			for (int k = 0; k < MAX_DEVICES && !d; k++)
-				if (!devs[k].used)
-					d = &devs[k];
+			if (d && d->failed)
+				continue; /* until the toolstack removes it (pruned below) */
 			if (!d) {
-				log_err(path, "too many devices");
-				continue;
+				if (!claimable(path))
+					continue;
+				for (int k = 0; k < MAX_DEVICES && !d; k++)
+					if (!devs[k].used)
+						d = &devs[k];
+				if (!d) {
+					log_err(path, "too many devices");
+					continue;
+				}
+				memset(d, 0, sizeof(*d));
+				d->used = true;
+				snprintf(d->path, sizeof(d->path), "%s", path);
+				snprintf(d->type, sizeof(d->type), "%s", type);
+				d->domid = domid;
+				/* Not CLOEXEC: an upgrade re-exec passes it on. */
+				d->jfd = memfd_create("splitpv-journal", 0);
+				if (d->jfd < 0)
+					log_warn(path, "no crash journal: %s", strerror(errno));
+			} else if (!online(path)) {
+				continue; /* adopted journal of a device that went away meanwhile */
 			}
-			memset(d, 0, sizeof(*d));
-			d->used = true;
-			snprintf(d->path, sizeof(d->path), "%s", path);
-			snprintf(d->type, sizeof(d->type), "%s", type);
-			spawn(d);
+			assign(d);
 		}
 		free(ids);
 	}
 	free(fes);
+	/* Forget devices whose directory is gone (failed ones, adopted leftovers). */
+	for (int k = 0; k < MAX_DEVICES; k++) {
+		struct dev *d = &devs[k];
+		char *v;
+
+		if (!d->used || d->w || strcmp(d->type, type) != 0)
+			continue;
+		v = xs_read(xs, XBT_NULL, d->path, NULL);
+		if (!v)
+			dev_drop(d);
+		free(v);
+	}
+}
+
+static void scan_all(void)
+{
+	scan_type("vbd");
+	scan_type("vif");
+}
+
+/* "gone PATH RC" from a worker: that device has left it. */
+static void ctl_message(struct worker *w, const char *msg)
+{
+	char path[XENBUS_PATH_MAX];
+	int rc = 0;
+	struct dev *d;
+
+	if (sscanf(msg, "gone %255s %d", path, &rc) < 1)
+		return;
+	d = find_dev(path);
+	if (!d || d->w != w)
+		return;
+	if (rc) {
+		log_warn(path, "dom%u's worker could not serve it: %s", w->domid, strerror(-rc));
+		d->failed = true;
+		d->w = NULL;
+		if (d->jfd >= 0)
+			close(d->jfd);
+		d->jfd = -1;
+		return;
+	}
+	log_info(path, "released by dom%u's worker", w->domid);
+	dev_drop(d);
+}
+
+static void ctl_drain(struct worker *w)
+{
+	char buf[XENBUS_PATH_MAX + 32];
+	ssize_t n;
+
+	while (w->ctl >= 0 && (n = recv(w->ctl, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+		buf[n] = '\0';
+		ctl_message(w, buf);
+	}
+}
+
+static void ctl_cb(struct ev_loop *l, ev_io *io, int revents)
+{
+	struct worker *w = io->data;
+	char buf[XENBUS_PATH_MAX + 32];
+	ssize_t n = recv(w->ctl, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+
+	if (n > 0) {
+		buf[n] = '\0';
+		ctl_message(w, buf);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		ev_io_stop(l, io); /* the worker is exiting: its reaping follows */
+	}
 }
 
 /* libev has reaped the child already (ev_child): act on its pid and status. */
 static void reaped(pid_t pid, int status)
 {
-	{
-		for (int i = 0; i < MAX_DEVICES; i++) {
-			struct dev *d = &devs[i];
+	struct worker *w = NULL;
+	bool crashed, again = false;
 
-			if (!d->used || d->pid != pid)
+	for (int i = 0; i < MAX_WORKERS && !w; i++)
+		if (workers[i].used && workers[i].pid == pid)
+			w = &workers[i];
+	if (!w)
+		return;
+	ctl_drain(w);
+	ev_io_stop(loop, &w->ctl_io);
+	close(w->ctl);
+	w->ctl = -1;
+	w->pid = 0;
+	crashed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int i = 0; i < MAX_DEVICES; i++) {
+		struct dev *d = &devs[i];
+
+		if (!d->used || d->w != w)
+			continue;
+		/* After a crash every online device is taken over (the journal says how);
+		 * after a clean exit only devices it never got to (handed over late). */
+		if (crashed ? online(d->path) : claimable(d->path))
+			again = true;
+		else
+			dev_drop(d);
+	}
+	if (crashed)
+		log_warn(NULL, "dom%u: %s worker %d died (status %#x) after %.3f s", w->domid,
+			 w->type, (int)pid, status, now_s() - w->started);
+	if (again && w->restarts < MAX_RESTARTS) {
+		w->restarts += crashed;
+		if (spawn(w) == 0)
+			return;
+	}
+	for (int i = 0; i < MAX_DEVICES; i++)
+		if (devs[i].used && devs[i].w == w)
+			dev_drop(&devs[i]);
+	w->used = false;
+}
+
+static void child_cb(struct ev_loop *l, ev_child *c, int revents)
+{
+	reaped(c->rpid, c->rstatus);
+	scan_all(); /* a device may have been re-offered while its worker was exiting */
+}
+
+/* @releaseDomain: tell the workers of guests that are gone to let go now. */
+static void release_domains(void)
+{
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		struct worker *w = &workers[i];
+
+		if (!w->used || w->pid <= 0 || xs_is_domain_introduced(xs, w->domid))
+			continue;
+		log_info(NULL, "dom%u is gone: releasing its %s devices", w->domid, w->type);
+		for (int k = 0; k < MAX_DEVICES; k++) {
+			char msg[XENBUS_PATH_MAX + 8];
+			int n;
+
+			if (!devs[k].used || devs[k].w != w)
 				continue;
-			d->pid = 0;
-			if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-				log_info(d->path, "worker done");
-				d->used = false;
-			} else if (claimable(d->path) && d->restarts < 100) {
-				d->restarts++;
-				log_warn(d->path, "worker died (status %#x): restart %u", status,
-					 d->restarts);
-				spawn(d);
-			} else {
-				log_warn(d->path, "worker died (status %#x)", status);
-				d->used = false;
-			}
+			n = snprintf(msg, sizeof(msg), "gone %s", devs[k].path);
+			send(w->ctl, msg, (size_t)n, MSG_NOSIGNAL);
 		}
 	}
 }
 
-static void watch_cb(struct xenbus_watcher *w, const char *path, const char *token)
+static void watch_cb(struct xenbus_watcher *wt, const char *path, const char *token)
 {
-	scan_type(token);
+	if (strcmp(token, "release") == 0)
+		release_domains();
+	else
+		scan_type(token);
 }
 
-static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+/* ---- operations: the control socket ---- */
+
+static void read_key(const char *dir, const char *key, char *out, size_t len)
 {
-	reaped(w->rpid, w->rstatus);
-	/* A device may have been re-offered while its worker was exiting. */
-	scan_type("vbd");
-	scan_type("vif");
+	char *v = NULL;
+
+	if (xenbus_read_str(xs, XBT_NULL, dir, key, &v) == 0) {
+		snprintf(out, len, "%s", v);
+		free(v);
+	} else {
+		snprintf(out, len, "-");
+	}
 }
 
-static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+static void report_status(FILE *f)
 {
-	ev_break(loop, EVBREAK_ALL);
+	fprintf(f, "%-40s %5s %7s %8s %-12s %-12s %6s %5s %4s %-10s %s\n", "DEVICE", "DOMID",
+		"WORKER", "RESTARTS", "STATE", "FRONTEND", "QUEUES", "ORDER", "PERS", "PROTOCOL",
+		"PARAMS");
+	for (int i = 0; i < MAX_DEVICES; i++) {
+		struct dev *d = &devs[i];
+		char fe[XENBUS_PATH_MAX], nq[16], order[16], pers[16], proto[32], params[128];
+		int be_state = -1, fe_state = -1;
+		const char *p = d->path;
+
+		if (!d->used)
+			continue;
+		xenbus_read_state(xs, XBT_NULL, d->path, &be_state);
+		read_key(d->path, "frontend", fe, sizeof(fe));
+		xenbus_read_state(xs, XBT_NULL, fe, &fe_state);
+		read_key(fe, "multi-queue-num-queues", nq, sizeof(nq));
+		if (strcmp(nq, "-") == 0)
+			snprintf(nq, sizeof(nq), "1");
+		read_key(fe, "ring-page-order", order, sizeof(order));
+		if (strcmp(order, "-") == 0)
+			snprintf(order, sizeof(order), "0");
+		read_key(d->path, "feature-persistent", pers, sizeof(pers));
+		read_key(fe, "protocol", proto, sizeof(proto));
+		read_key(d->path, strcmp(d->type, "vbd") == 0 ? "params" : "mac", params,
+			 sizeof(params));
+		if (strncmp(p, self_path, strlen(self_path)) == 0)
+			p += strlen(self_path) + 1;
+		fprintf(f, "%-40s %5u %7d %8u %-12s %-12s %6s %5s %4s %-10s %s%s\n", p, d->domid,
+			d->w ? (int)d->w->pid : 0, d->w ? d->w->restarts : 0,
+			xenbus_state_name(be_state), xenbus_state_name(fe_state), nq, order, pers,
+			proto, params, d->failed ? " (failed)" : "");
+	}
+}
+
+static void report_stats(FILE *f)
+{
+	for (int i = 0; i < MAX_DEVICES; i++) {
+		struct dev *d = &devs[i];
+		struct xenbus_journal j;
+		char text[XENBUS_JOURNAL_STATS + 1];
+		int n;
+
+		if (!d->used || d->jfd < 0)
+			continue;
+		xenbus_journal_init(&j, d->jfd);
+		if (xenbus_journal_map(&j) != 0 || !j.hdr) {
+			fprintf(f, "%s\n  (no statistics yet)\n", d->path);
+			continue;
+		}
+		fprintf(f, "%s dom%u restarts %u connected %u\n", d->path, d->domid,
+			j.hdr->restarts, j.hdr->active);
+		n = xenbus_journal_stats_read(&j, text, sizeof(text) - 1);
+		if (n > 0) {
+			text[n] = '\0';
+			for (char *l = text, *e; *l; l = e + 1) {
+				e = strchr(l, '\n');
+				if (!e)
+					break;
+				fprintf(f, "  %.*s\n", (int)(e - l), l);
+			}
+		}
+		if (j.hdr->magic == XENBUS_JOURNAL_MAGIC && j.hdr->nr_queues <= XENBUS_JOURNAL_MAX_QUEUES &&
+		    j.size >= xenbus_journal_bytes(j.hdr->nr_queues, 0)) {
+			for (unsigned int q = 0; q < j.hdr->nr_queues; q++) {
+				struct xenbus_journal_queue *jq = xenbus_journal_queue(&j, q);
+				uint32_t rc = jq->req_cons, rp = jq->rsp_prod;
+
+				fprintf(f, "  queue %u: requests %u responses %u in-flight %u\n", q, rc,
+					rp, rc - rp);
+			}
+		}
+		xenbus_journal_unmap(&j);
+	}
+}
+
+static void listen_cb(struct ev_loop *l, ev_io *io, int revents)
+{
+	char cmd[64] = "";
+	ssize_t n;
+	FILE *f;
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* Short commands from local administrators: a bounded blocking read. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 1, 0 }, sizeof(struct timeval));
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	cmd[n > 0 ? n : 0] = '\0';
+	cmd[strcspn(cmd, "\r\n")] = '\0';
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return;
+	}
+	if (strcmp(cmd, "status") == 0) {
+		report_status(f);
+	} else if (strcmp(cmd, "stats") == 0) {
+		report_stats(f);
+	} else if (strcmp(cmd, "upgrade") == 0) {
+		fprintf(f, "re-executing %s\n", self_exe);
+		upgrade_requested = true;
+		ev_break(l, EVBREAK_ALL);
+	} else {
+		fprintf(f, "unknown command '%s' (status, stats, upgrade)\n", cmd);
+	}
+	fclose(f);
+}
+
+static int open_listen(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sock_path)];
+
+	if (strlen(sock_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(dir, sizeof(dir), "%s", sock_path);
+	if (strrchr(dir, '/')) {
+		*strrchr(dir, '/') = '\0';
+		mkdir(dir, 0750);
+	}
+	strcpy(sa.sun_path, sock_path);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0)
+		return -errno;
+	unlink(sock_path);
+	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(listen_fd, 8) < 0) {
+		int rc = -errno;
+
+		close(listen_fd);
+		listen_fd = -1;
+		return rc;
+	}
+	chmod(sock_path, 0600);
+	return 0;
+}
+
+/* Upgrade: the workers are killed (as in a crash: their journals are consistent at
+ * every instruction) and the new binary takes every journal over on its argv. */
+static void reexec(void)
+{
+	char **argv = calloc((size_t)saved_argc + 2 * MAX_DEVICES + 2, sizeof(char *));
+	char (*jargs)[XENBUS_PATH_MAX + 16] = calloc(MAX_DEVICES, sizeof(*jargs));
+	int i = 0, nj = 0, dashdash = saved_argc;
+
+	if (!argv || !jargs) {
+		log_err(NULL, "upgrade: out of memory");
+		free(argv);
+		free(jargs);
+		return;
+	}
+	for (int k = 0; k < MAX_WORKERS; k++)
+		if (workers[k].used && workers[k].pid > 0)
+			kill(workers[k].pid, SIGKILL);
+	for (int k = 0; k < MAX_WORKERS; k++)
+		if (workers[k].used && workers[k].pid > 0)
+			waitpid(workers[k].pid, NULL, 0);
+	argv[i++] = saved_argv[0];
+	for (int k = 1; k < saved_argc; k++) {
+		if (strcmp(saved_argv[k], "--") == 0) {
+			dashdash = k;
+			break;
+		}
+		if (strcmp(saved_argv[k], "--adopt-journal") == 0) {
+			k++;
+			continue;
+		}
+		argv[i++] = saved_argv[k];
+	}
+	for (int k = 0; k < MAX_DEVICES; k++) {
+		if (!devs[k].used || devs[k].jfd < 0)
+			continue;
+		snprintf(jargs[nj], sizeof(jargs[nj]), "%s=%d", devs[k].path, devs[k].jfd);
+		argv[i++] = "--adopt-journal";
+		argv[i++] = jargs[nj++];
+	}
+	for (int k = dashdash; k < saved_argc; k++)
+		argv[i++] = saved_argv[k];
+	argv[i] = NULL;
+	log_info(NULL, "upgrade: re-executing %s with %d journal(s)", self_exe, nj);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	unlink(sock_path);
+	execv(self_exe, argv);
+	log_err(NULL, "upgrade: exec %s: %s", self_exe, strerror(errno));
+	exit(1);
+}
+
+/* --adopt-journal PATH=FD (from an upgrade): the device keeps its journal. */
+static void adopt(const char *arg)
+{
+	const char *eq = strrchr(arg, '=');
+	unsigned int bdom, domid, devid;
+	char type[16];
+	const char *rest;
+	struct dev *d = NULL;
+	char path[XENBUS_PATH_MAX];
+
+	if (!eq || (size_t)(eq - arg) >= sizeof(path))
+		return;
+	memcpy(path, arg, (size_t)(eq - arg));
+	path[eq - arg] = '\0';
+	if (xenbus_parse_backend_path(path, &bdom, type, sizeof(type), &domid, &devid, &rest) ||
+	    *rest)
+		return;
+	for (int k = 0; k < MAX_DEVICES && !d; k++)
+		if (!devs[k].used)
+			d = &devs[k];
+	if (!d)
+		return;
+	memset(d, 0, sizeof(*d));
+	d->used = true;
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	snprintf(d->type, sizeof(d->type), "%s", type);
+	d->domid = domid;
+	d->jfd = atoi(eq + 1);
+}
+
+static void stop_cb(struct ev_loop *l, ev_signal *s, int revents)
+{
+	if (s->signum == SIGHUP)
+		upgrade_requested = true;
+	ev_break(l, EVBREAK_ALL);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "worker-dir", required_argument, NULL, 'w' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ "syslog", no_argument, NULL, 's' },
+		{ "adopt-journal", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ev_loop *loop = EV_DEFAULT;
 	struct xenbus_watcher watcher;
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sighup;
 	ev_child child;
+	ev_io listen_io;
 	char *domid = NULL;
+	ssize_t n;
 	int c;
 
+	saved_argc = argc;
+	saved_argv = argv;
+	loop = EV_DEFAULT;
+	xenbus_supervisor_socket_path(sock_path, sizeof(sock_path));
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			snprintf(worker_dir, sizeof(worker_dir), "%s", optarg);
 			break;
+		case 'S':
+			snprintf(sock_path, sizeof(sock_path), "%s", optarg);
+			break;
 		case 's':
 			log_use_syslog("splitpvd");
 			logging_syslog = true;
 			break;
+		case 'A':
+			adopt(optarg);
+			break;
 		default:
-			printf("usage: splitpvd [--worker-dir DIR] [--syslog] [-- worker options]\n");
+			printf("usage: splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] "
+			       "[-- worker options]\n"
+			       "  SIGHUP or `splitpv upgrade`: re-execute, keeping every guest attached\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	worker_args = argv + optind;
 	nworker_args = argc - optind;
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0)
+		return 1;
+	self_exe[n] = '\0';
+	if (strstr(self_exe, " (deleted)"))
+		*strstr(self_exe, " (deleted)") = '\0';
 	if (!worker_dir[0]) {
-		ssize_t n = readlink("/proc/self/exe", worker_dir, sizeof(worker_dir) - 1);
-
-		if (n <= 0)
-			return 1;
-		worker_dir[n] = '\0';
+		snprintf(worker_dir, sizeof(worker_dir), "%s", self_exe);
 		*strrchr(worker_dir, '/') = '\0';
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -243,6 +781,8 @@ int main(int argc, char **argv)
 	snprintf(self_path, sizeof(self_path), "/local/domain/%s", domid ? domid : "0");
 	free(domid);
 
+	ev_child_init(&child, child_cb, 0, 0);
+	ev_child_start(loop, &child);
 	xenbus_watcher_init(&watcher, loop, xs, watch_cb, NULL);
 	{
 		char p[128];
@@ -253,24 +793,41 @@ int main(int argc, char **argv)
 		snprintf(p, sizeof(p), "%s/backend/vif", self_path);
 		if (xenbus_watch(&watcher, p, "vif"))
 			return 1;
+		if (xenbus_watch(&watcher, "@releaseDomain", "release"))
+			return 1;
 	}
-	ev_child_init(&child, child_cb, 0, 0);
-	ev_child_start(loop, &child);
+	if (open_listen() != 0)
+		log_warn(NULL, "control socket %s: %s", sock_path, strerror(errno));
+	else {
+		ev_io_init(&listen_io, listen_cb, listen_fd, EV_READ);
+		ev_io_start(loop, &listen_io);
+	}
 	ev_signal_init(&sigterm, stop_cb, SIGTERM);
 	ev_signal_start(loop, &sigterm);
 	ev_signal_init(&sigint, stop_cb, SIGINT);
 	ev_signal_start(loop, &sigint);
-	log_info(NULL, "splitpvd: watching %s/backend/{vbd,vif}, workers in %s", self_path,
-		 worker_dir);
+	ev_signal_init(&sighup, stop_cb, SIGHUP);
+	ev_signal_start(loop, &sighup);
+	log_info(NULL, "splitpvd: watching %s/backend/{vbd,vif}, workers in %s, control %s",
+		 self_path, worker_dir, sock_path);
 	ev_run(loop, 0);
 
-	for (int i = 0; i < MAX_DEVICES; i++)
-		if (devs[i].used && devs[i].pid > 0)
-			kill(devs[i].pid, SIGTERM);
-	for (int i = 0; i < MAX_DEVICES; i++)
-		if (devs[i].used && devs[i].pid > 0)
-			waitpid(devs[i].pid, NULL, 0);
+	if (upgrade_requested) {
+		xenbus_watcher_deinit(&watcher);
+		xs_close(xs);
+		reexec();
+	}
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (workers[i].used && workers[i].pid > 0)
+			kill(workers[i].pid, SIGTERM);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (workers[i].used && workers[i].pid > 0)
+			waitpid(workers[i].pid, NULL, 0);
 	xenbus_watcher_deinit(&watcher);
 	xs_close(xs);
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		unlink(sock_path);
+	}
 	return 0;
 }
