@@ -1,0 +1,161 @@
+/*
+ * hostile — a frontend that breaks the protocol on purpose, for the hostile-frontend
+ * conformance suite (tests/integration/hostile_*.c). A raw blkif frontend whose keys,
+ * ring indices, slots and grants the test writes byte by byte, plus helpers any
+ * backend's suite can reuse: watching a worker process (alive, RSS, CPU), notification
+ * storms and a thread that keeps rewriting shared memory (double fetch).
+ * Counterpart of the backends it attacks (backends/blk/, backends/net/).
+ *
+ * Threading: a struct hostile_vbd is driven by one thread; a hostile_flipper runs its
+ * own thread over memory the caller owns. Errors: 0 / a value >= 0, or -errno.
+ */
+#ifndef SPLITPV_SHIM_HOSTILE_H
+#define SPLITPV_SHIM_HOSTILE_H
+
+#include "frontend-shim/guest.h"
+#include "ring/blkif_abi.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- watching the backend's processes ---- */
+
+/* The child of parent whose last command-line argument is backend_path (splitpvd's
+ * worker serving that device), or -ESRCH. */
+pid_t hostile_worker_pid(pid_t parent, const char *backend_path);
+/* true if pid exists and is not a zombie. */
+bool hostile_pid_alive(pid_t pid);
+/* VmRSS of pid in KiB, or -errno. */
+long hostile_rss_kb(pid_t pid);
+/* utime + stime of pid (all threads) in milliseconds, or -errno. */
+long hostile_cpu_ms(pid_t pid);
+
+/* ---- xenstore ---- */
+
+/* Wait until dir/state is one of the states in want_mask (1 << XenbusState*). 0 with
+ * *state, or -ETIMEDOUT with the last state seen in *state (-1: none). */
+int hostile_wait_state(struct xs_handle *xs, const char *dir, unsigned int want_mask,
+		       int timeout_ms, int *state);
+
+/* ---- shared-memory attackers ---- */
+
+/* Notify port as fast as possible (or at most rate per second; 0 = no limit) for
+ * duration_ms. Returns the number of notifications sent, or -errno. */
+long hostile_notify_storm(struct shim_guest *g, unsigned int port, unsigned int duration_ms,
+			  unsigned long rate);
+
+/*
+ * A thread rewriting len bytes at dst with version a, then b, then a, ... until
+ * hostile_flipper_stop or until *stop_when differs from stop_value (e.g. rsp_prod
+ * moving). a and b are copied. The caller owns dst and keeps it mapped.
+ */
+struct hostile_flipper {
+	pthread_t thread;
+	volatile void *dst;
+	uint8_t a[4096], b[4096];
+	size_t len;
+	const volatile uint32_t *stop_when;
+	uint32_t stop_value;
+	volatile bool stop;
+	unsigned long flips;
+	bool running;
+};
+int hostile_flipper_start(struct hostile_flipper *f, volatile void *dst, const void *a,
+			  const void *b, size_t len, const volatile uint32_t *stop_when,
+			  uint32_t stop_value);
+/* Join; returns the number of rewrites done. No-op if not running. */
+unsigned long hostile_flipper_stop(struct hostile_flipper *f);
+
+/* ---- a raw blkif frontend ---- */
+
+/* One xenstore key the hostile frontend writes after the normal ones (value NULL:
+ * remove the key). dir NULL = the frontend directory, else relative to it. */
+struct hostile_key {
+	const char *key;
+	const char *value;
+};
+
+struct hostile_vbd_opts {
+	unsigned int ring_order;       /* ring pages = 1 << ring_order (<= 4) */
+	enum blkif_abi abi;            /* layout; writes the matching protocol key */
+	bool persistent;               /* write feature-persistent=1 */
+	unsigned int data_pages;       /* guest frames granted rw for data (default 64) */
+	const struct hostile_key *keys; /* written last, in order; NULL-key terminated */
+	int timeout_ms;                /* handshake waits; 0 = 5000 */
+};
+
+struct hostile_vbd {
+	struct shim_guest *g;
+	struct xs_handle *xs;
+	unsigned int devid, backend_id;
+	char fe[256], be[256];
+	struct hostile_vbd_opts o;
+	/* ring */
+	volatile uint8_t *sring;       /* header at 0, slots at 64 */
+	uint32_t ring_frame, nr_ents;
+	uint32_t ring_grefs[16];
+	size_t ent_size, req_size, rsp_size;
+	int port;
+	uint32_t req_prod_pvt, rsp_cons;
+	uint8_t *shadow;               /* what we last wrote in each slot (nr_ents * ent_size) */
+	/* data */
+	uint32_t data_frame;
+	uint32_t *data_grefs;          /* one rw grant per data page */
+	int backend_state;             /* after hostile_vbd_open */
+};
+
+/*
+ * Attach to device/vbd/<devid> of g: wait for the backend's InitWait, make the ring
+ * (header zeroed, every slot filled with 0xA5), grant it, allocate the event channel
+ * and data pages, write ring-ref(s), event-channel, protocol, feature-persistent, then
+ * o->keys, and switch to Initialised. Does not wait for Connected (see
+ * hostile_vbd_wait). The caller frees with hostile_vbd_close.
+ */
+int hostile_vbd_open(struct hostile_vbd **out, struct shim_guest *g, unsigned int devid,
+		     const struct hostile_vbd_opts *o);
+/* Write Closing, wait for the backend to follow (up to timeout), Closed, revoke and
+ * free. NULL ok. */
+void hostile_vbd_close(struct hostile_vbd *h);
+/* Wait for the backend state to be in want_mask; as hostile_wait_state. */
+int hostile_vbd_wait(struct hostile_vbd *h, unsigned int want_mask, int timeout_ms, int *state);
+/* Write our state key. */
+int hostile_vbd_set_state(struct hostile_vbd *h, int state);
+
+/* Header fields of the shared ring. */
+volatile uint32_t *hostile_vbd_req_prod(struct hostile_vbd *h);
+volatile uint32_t *hostile_vbd_rsp_prod(struct hostile_vbd *h);
+/* Slot idx (mod nr_ents) of the shared ring. */
+volatile uint8_t *hostile_vbd_slot(struct hostile_vbd *h, uint32_t idx);
+/* Write a guest-layout request (req_size bytes: a struct blkif_request for native and
+ * x86_64, blkif_x86_32_request for x86_32) into the next slot; not yet published. */
+void hostile_vbd_put(struct hostile_vbd *h, const void *req);
+/* req_prod = the private producer (release) and notify. */
+void hostile_vbd_publish(struct hostile_vbd *h);
+int hostile_vbd_notify(struct hostile_vbd *h);
+/* Wait until rsp_prod - rsp_cons >= n; 0, or -ETIMEDOUT. */
+int hostile_vbd_wait_responses(struct hostile_vbd *h, uint32_t n, int timeout_ms);
+
+/*
+ * Check the response in slot rsp_cons against what is expected, byte by byte: id, the
+ * operation, the status, zero padding, and the rest of the slot unchanged since we put
+ * the request (the backend wrote only rsp_size bytes). Returns 0, or -EPROTO with a
+ * description in why. Advances rsp_cons (and rsp_event) when consume is set.
+ */
+int hostile_vbd_check_rsp(struct hostile_vbd *h, uint64_t id, uint8_t op, int16_t status,
+			  bool consume, char *why, size_t why_len);
+
+/* Data page i: its memory and its rw grant. */
+void *hostile_vbd_data(struct hostile_vbd *h, unsigned int i);
+uint32_t hostile_vbd_data_gref(struct hostile_vbd *h, unsigned int i);
+
+/* A native request with every byte 0xA5 and the header set (so the padding a response
+ * reuses is non-zero). */
+void hostile_req_init(struct blkif_request *r, uint8_t op, uint8_t nr_segments, uint64_t id,
+		      uint64_t sector);
+/* Translate a native request into h's guest layout in out (>= sizeof(*r) bytes). */
+void hostile_vbd_layout(const struct hostile_vbd *h, const struct blkif_request *r, void *out);
+
+#endif
