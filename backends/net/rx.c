@@ -341,7 +341,7 @@ void net_rx_kick(struct net_queue *q)
 			carrier(dev, true);
 		}
 	}
-	if (!q->rxq_head)
+	if (!q->rxq_head && (q->rx_have || ring_back_unconsumed(&q->rx)))
 		ev_timer_stop(dev->xb.loop, &q->rx_timer);
 	tap_resume(q);
 }
@@ -357,14 +357,18 @@ void net_rx_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		free(rxq_pop(q));
 		q->stats.rx_dropped_expired++;
 	}
-	if (q->rxq_head && !q->stalled && now - q->rx_last_progress_ms >= dev->cfg.rx_stall_ms) {
+	if (!q->stalled && now - q->rx_last_progress_ms >= dev->cfg.rx_stall_ms &&
+	    (q->rxq_head || (q->rx_have == 0 && ring_back_unconsumed(&q->rx) == 0))) {
 		q->stalled = true;
 		q->stats.rx_stalls++;
 		log_guest(q->name, "rx: guest posted no buffers for %u ms: carrier off",
 			  dev->cfg.rx_stall_ms);
 		carrier(dev, false);
 	}
-	if (q->rxq_head)
+	/* As Linux's rx_queue_stalled: a guest with no buffers is watched until declared
+	 * stalled even if every waiting frame has expired meanwhile. */
+	if (q->rxq_head ||
+	    (!q->stalled && q->rx_have == 0 && ring_back_unconsumed(&q->rx) == 0))
 		timer_arm(q);
 	tap_resume(q);
 }

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct worker {
 	pthread_t thread;
@@ -27,6 +29,87 @@ struct worker {
 	bool running;
 	bool joined;
 };
+
+static void stop_cb(struct ev_loop *loop, ev_async *a, int revents);
+static void *worker_main(void *arg);
+
+#define MAX_WORKERS 64
+
+static struct worker *workers[MAX_WORKERS];
+static int nworkers;
+static int control_fd = -1;
+static struct net_config cfg;
+
+static int start_worker(const char *path)
+{
+	struct worker *w;
+
+	if (nworkers >= MAX_WORKERS)
+		return -ENOSPC;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->path = strdup(path);
+	net_dev_init(&w->dev, &cfg);
+	w->loop = ev_loop_new(EVFLAG_AUTO);
+	ev_async_init(&w->stop, stop_cb);
+	w->stop.data = w;
+	ev_async_start(w->loop, &w->stop);
+	if (!w->path || !w->loop || pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -EAGAIN;
+	workers[nworkers++] = w;
+	return 0;
+}
+
+/* Tell the supervisor a device is no longer ours ("gone PATH RC"). */
+static void control_gone(const char *path, int rc)
+{
+	char msg[XENBUS_PATH_MAX + 32];
+	int n = snprintf(msg, sizeof(msg), "gone %s %d", path, rc);
+
+	if (control_fd >= 0 && n > 0 && (size_t)n < sizeof(msg))
+		send(control_fd, msg, (size_t)n, MSG_NOSIGNAL);
+}
+
+/* splitpvd's channel: "add PATH" (a journal fd may ride along: unused here, closed),
+ * "gone PATH" when the guest died. EOF: the supervisor is gone; keep serving. */
+static void control_poll(void)
+{
+	char buf[XENBUS_PATH_MAX + 16], cbuf[CMSG_SPACE(sizeof(int))];
+
+	while (control_fd >= 0) {
+		struct iovec iov = { buf, sizeof(buf) - 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		ssize_t n = recvmsg(control_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			close(control_fd);
+			control_fd = -1;
+			return;
+		}
+		buf[n] = '\0';
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c), sizeof(int));
+				close(fd);
+			}
+		if (strncmp(buf, "add ", 4) == 0) {
+			int rc = start_worker(buf + 4);
+
+			if (rc)
+				control_gone(buf + 4, rc);
+		} else if (strncmp(buf, "gone ", 5) == 0) {
+			for (int i = 0; i < nworkers; i++)
+				if (!workers[i]->joined && strcmp(workers[i]->path, buf + 5) == 0)
+					ev_async_send(workers[i]->loop, &workers[i]->stop);
+		}
+	}
+}
 
 static void removed_cb(struct xenbus_device *xb, void *opaque)
 {
@@ -73,6 +156,7 @@ static void usage(FILE *f)
 		"  --no-ctrl-ring        don't offer feature-ctrl-ring\n"
 		"  --no-split-evtchn     don't offer feature-split-event-channels\n"
 		"  --syslog              log to syslog instead of stderr\n"
+		"  --control-fd FD       supervisor channel (splitpvd): more devices come on it\n"
 		"Options of splitpv-blkback that splitpvd passes to every worker are ignored.\n"
 		"Environment: SPLITPV_SHIM=<rundir> runs on the frontend shim instead of Xen.\n",
 		NET_MAX_QUEUES);
@@ -101,6 +185,8 @@ int main(int argc, char **argv)
 		{ "no-ctrl-ring", no_argument, NULL, 'C' },
 		{ "no-split-evtchn", no_argument, NULL, 'S' },
 		{ "syslog", no_argument, NULL, 'l' },
+		{ "control-fd", required_argument, NULL, 'c' },
+		{ "journal", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		/* splitpv-blkback's, passed through by splitpvd */
 		{ "max-ring-order", required_argument, NULL, 'x' },
@@ -110,8 +196,6 @@ int main(int argc, char **argv)
 		{ "direct", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct net_config cfg;
-	struct worker *workers;
 	sigset_t set;
 	bool ok = true;
 	int c, n, sig, rc = 0;
@@ -143,6 +227,9 @@ int main(int argc, char **argv)
 		case 'l':
 			log_use_syslog("splitpv-netback");
 			break;
+		case 'c':
+			control_fd = (int)num(optarg, &ok);
+			break;
 		case 'x':
 		case 'X':
 			break;
@@ -161,7 +248,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	n = argc - optind;
-	if (n < 1) {
+	if (n < 1 && control_fd < 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -173,49 +260,49 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	workers = calloc((size_t)n, sizeof(*workers));
-	if (!workers)
-		return 1;
 	for (int i = 0; i < n; i++) {
-		struct worker *w = &workers[i];
-
-		w->path = argv[optind + i];
-		net_dev_init(&w->dev, &cfg);
-		w->loop = ev_loop_new(EVFLAG_AUTO);
-		ev_async_init(&w->stop, stop_cb);
-		w->stop.data = w;
-		ev_async_start(w->loop, &w->stop);
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			fprintf(stderr, "splitpv-netback: pthread_create failed\n");
+		if (start_worker(argv[optind + i]) != 0) {
+			fprintf(stderr, "splitpv-netback: can't start a worker\n");
 			return 1;
 		}
 	}
+	/* Wait for a signal, or for every device to be gone and no supervisor to add more. */
 	for (;;) {
-		struct timespec ts = { 0, 200 * 1000 * 1000 };
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		bool any = false;
 
-		for (int i = 0; i < n; i++) {
-			if (workers[i].joined)
+		control_poll();
+		for (int i = 0; i < nworkers; i++) {
+			struct worker *w = workers[i];
+
+			if (w->joined)
 				continue;
-			if (pthread_tryjoin_np(workers[i].thread, NULL) == 0)
-				workers[i].joined = true;
-			else
+			if (pthread_tryjoin_np(w->thread, NULL) == 0) {
+				w->joined = true;
+				if (w->rc)
+					rc = 1;
+				control_gone(w->path, w->rc);
+			} else {
 				any = true;
+			}
 		}
-		if (!any)
+		if (!any && control_fd < 0)
 			break;
 		sig = sigtimedwait(&set, NULL, &ts);
 		if (sig > 0) {
 			log_info(NULL, "signal %d: removing devices", sig);
-			for (int i = 0; i < n; i++)
-				ev_async_send(workers[i].loop, &workers[i].stop);
+			for (int i = 0; i < nworkers; i++)
+				if (!workers[i]->joined)
+					ev_async_send(workers[i]->loop, &workers[i]->stop);
+			if (control_fd >= 0)
+				close(control_fd);
+			control_fd = -1;
 		}
 	}
-	for (int i = 0; i < n; i++) {
-		if (workers[i].rc)
-			rc = 1;
-		ev_loop_destroy(workers[i].loop);
+	for (int i = 0; i < nworkers; i++) {
+		ev_loop_destroy(workers[i]->loop);
+		free((char *)workers[i]->path);
+		free(workers[i]);
 	}
-	free(workers);
 	return rc;
 }
