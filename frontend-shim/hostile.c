@@ -63,17 +63,19 @@ static const char *stat_fields(pid_t pid, char *buf, size_t len)
 
 pid_t hostile_worker_pid(pid_t parent, const char *backend_path)
 {
+	const char *slash = strrchr(backend_path, '/');
+	size_t dirlen = slash ? (size_t)(slash - backend_path) + 1 : strlen(backend_path);
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	pid_t found = -ESRCH;
 
 	if (!d)
 		return -errno;
-	while ((e = readdir(d)) != NULL) {
-		char buf[1024], path[64];
-		const char *f, *last;
+	while ((e = readdir(d)) != NULL && found < 0) {
+		char buf[8192], path[64];
 		int pid = atoi(e->d_name), ppid = -1, n;
 		char st;
+		const char *f;
 
 		if (pid <= 0)
 			continue;
@@ -82,15 +84,13 @@ pid_t hostile_worker_pid(pid_t parent, const char *backend_path)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
 		n = read_small(path, buf, sizeof(buf));
-		if (n <= 0)
-			continue;
-		/* Arguments are NUL-separated; the last one ends at buf[n - 1]. */
-		last = buf + n - 1;
-		while (last > buf && last[-1] != '\0')
-			last--;
-		if (strcmp(last, backend_path) == 0) {
-			found = pid;
-			break;
+		/* Arguments are NUL-separated: the device itself, or (a worker per guest and
+		 * type) any device of the same guest directory. */
+		for (const char *a = buf; n > 0 && a < buf + n; a += strlen(a) + 1) {
+			if (strcmp(a, backend_path) == 0 || strncmp(a, backend_path, dirlen) == 0) {
+				found = pid;
+				break;
+			}
 		}
 	}
 	closedir(d);

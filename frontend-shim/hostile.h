@@ -23,8 +23,9 @@
 
 /* ---- watching the backend's processes ---- */
 
-/* The child of parent whose last command-line argument is backend_path (splitpvd's
- * worker serving that device), or -ESRCH. */
+/* The child of parent serving backend_path: one with that path, or another device of
+ * the same guest and type (same directory), among its arguments (splitpvd's workers:
+ * per device, or per guest and type). -ESRCH if none. */
 pid_t hostile_worker_pid(pid_t parent, const char *backend_path);
 /* true if pid exists and is not a zombie. */
 bool hostile_pid_alive(pid_t pid);

@@ -438,46 +438,96 @@ static double victim_throughput(unsigned int ms)
 	return (double)bytes / (1 << 20) / ((double)(now_us() - t0) / 1e6);
 }
 
+static double storm_phase(unsigned int port, unsigned int ms, long *sent)
+{
+	struct storm s = { g_att, port, ms, 0 };
+	pthread_t th;
+	double mibs;
+
+	pthread_create(&th, NULL, storm_main, &s);
+	mibs = victim_throughput(ms);
+	pthread_join(th, NULL);
+	*sent += s.sent;
+	return mibs;
+}
+
+/* Throughput ratios mean something only if our threads get the CPUs they ask for:
+ * the 1-minute load average (other jobs on this machine) below the CPU count. */
+static bool quiet_machine(void)
+{
+	double load = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = 1e9;
+		fclose(f);
+	}
+	return load < (double)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * 10^6+ notifications a second into the attacked device's port. The comparison is
+ * against the same storm into a port nobody bound (the attacker's thread costs the
+ * same CPU either way, so the difference is what the backend spends on the storm),
+ * alternated in rounds and compared by median to ride out noise from other load.
+ */
 static void case_storm(void)
 {
+	enum { ROUNDS = 3, PHASE_MS = 1000 };
 	struct hostile_vbd_opts o = { 0 };
 	struct hcase c;
-	struct storm s;
-	pthread_t th;
-	double base, null_storm, attacked;
-	long cpu0, cpu1;
+	double base, nul[ROUNDS], att[ROUNDS], ratio;
+	long cpu = 0, sent = 0, null_sent = 0;
+	bool quiet = quiet_machine(); /* before we add our own load */
 	int void_port;
 
 	if (!selected("storm"))
 		return;
 	if (case_begin(&c, "notify_storm_bounded_cpu_and_bystander_served", false, &o, true)) {
 		void_port = shim_guest_evtchn_alloc_unbound(g_att, 0);
-		base = victim_throughput(1500);
-		/* The same storm into a port nobody bound: the attacker's own CPU cost. */
-		s = (struct storm){ g_att, (unsigned int)void_port, 2000, 0 };
-		pthread_create(&th, NULL, storm_main, &s);
-		null_storm = victim_throughput(1800);
-		pthread_join(th, NULL);
-		/* The storm into the backend's port. */
-		s = (struct storm){ g_att, (unsigned int)c.h->port, 2000, 0 };
-		cpu0 = hostile_cpu_ms(c.worker);
-		pthread_create(&th, NULL, storm_main, &s);
-		attacked = victim_throughput(1800);
-		pthread_join(th, NULL);
-		cpu1 = hostile_cpu_ms(c.worker);
-		printf("storm: %.0f notifies/s for 2 s; attacked worker CPU %ld ms (%ld %% of a "
-		       "core); bystander %.1f MiB/s alone, %.1f under a storm into the void, %.1f "
-		       "under the storm (%.0f %%)\n",
-		       s.sent / 2.0, cpu1 - cpu0, (cpu1 - cpu0) / 20, base, null_storm, attacked,
-		       null_storm > 0 ? 100.0 * attacked / null_storm : 0.0);
-		CHECK(s.sent >= 1000000, "%s: only %ld notifications sent", c.name, s.sent);
-		CHECK((cpu1 - cpu0) / 20 <= STORM_CPU_PCT,
-		      "%s: BACKEND FINDING: attacked worker used %ld %% of a core under a notify "
-		      "storm (bound %d %%): no event-rate limit (XSA-332 class)",
-		      c.name, (cpu1 - cpu0) / 20, STORM_CPU_PCT);
-		CHECK(attacked >= STORM_MIN_RATIO * null_storm,
-		      "%s: bystander at %.0f %% of its throughput under the storm (bound %.0f %%)",
-		      c.name, 100.0 * attacked / null_storm, 100 * STORM_MIN_RATIO);
+		base = victim_throughput(PHASE_MS);
+		for (int i = 0; i < ROUNDS; i++) {
+			long cpu0;
+
+			nul[i] = storm_phase((unsigned int)void_port, PHASE_MS, &null_sent);
+			cpu0 = hostile_cpu_ms(c.worker);
+			att[i] = storm_phase((unsigned int)c.h->port, PHASE_MS, &sent);
+			cpu += hostile_cpu_ms(c.worker) - cpu0;
+		}
+		qsort(nul, ROUNDS, sizeof(nul[0]), cmp_double);
+		qsort(att, ROUNDS, sizeof(att[0]), cmp_double);
+		ratio = nul[ROUNDS / 2] > 0 ? att[ROUNDS / 2] / nul[ROUNDS / 2] : 0;
+		printf("storm: %.2f M notifies/s into the device for %d x %d ms; attacked worker "
+		       "CPU %ld ms (%ld %% of a core); bystander (median MiB/s) alone %.0f, storm "
+		       "into an unbound port %.0f, storm into the device %.0f: %.0f %%\n",
+		       sent / (ROUNDS * PHASE_MS / 1000.0) / 1e6, ROUNDS, PHASE_MS, cpu,
+		       cpu * 100 / (ROUNDS * PHASE_MS), base, nul[ROUNDS / 2], att[ROUNDS / 2],
+		       100 * ratio);
+		if (quiet) {
+			CHECK(sent / ROUNDS >= 1000000 * (long)PHASE_MS / 1000,
+			      "%s: only %ld notifications sent", c.name, sent);
+			CHECK(ratio >= STORM_MIN_RATIO,
+			      "%s: bystander at %.0f %% of its throughput under the storm (bound "
+			      "%.0f %%)",
+			      c.name, 100 * ratio, 100 * STORM_MIN_RATIO);
+		} else {
+			printf("storm: NOT ASSERTED: the storm rate and the bystander's ratio (the "
+			       "machine is overloaded: load average above its %ld CPUs)\n",
+			       sysconf(_SC_NPROCESSORS_ONLN));
+		}
+		CHECK(cpu * 100 / (ROUNDS * PHASE_MS) <= STORM_CPU_PCT,
+		      "%s: attacked worker used %ld %% of a core under the storm (bound %d %%)",
+		      c.name, cpu * 100 / (ROUNDS * PHASE_MS), STORM_CPU_PCT);
+		CHECK(c.h->backend_state == XenbusStateConnected, "%s: a storm is not an error",
+		      c.name);
 		if (void_port > 0)
 			shim_guest_evtchn_close(g_att, (unsigned int)void_port);
 	}
@@ -919,6 +969,83 @@ static void case_readonly(void)
 	case_end(&c);
 }
 
+/*
+ * Requests parked for bounce pages, one of which then fails its grant copy. 16 indirect
+ * READs of 256 segments take all 4096 bounce pages of the queue (blk_config default),
+ * so what follows waits: a WRITE whose segments name no grant, then 4 small READs.
+ * Expected: 21 responses, each request once (the WRITE ERROR, the rest OKAY), nothing
+ * else, and the worker alive.
+ */
+static void case_parked_bad_grant(void)
+{
+	enum { BIG = 16, SMALL = 4, TOTAL = BIG + 1 + SMALL };
+	struct hostile_vbd_opts o = { .data_pages = 64 };
+	struct blkif_request r;
+	struct blkif_request_indirect *ind = (void *)&r;
+	struct hcase c;
+	uint8_t guest[sizeof(r)];
+	bool seen[TOTAL] = { false };
+	char why[200];
+
+	if (!selected("parked"))
+		return;
+	if (case_begin(&c, "parked_request_with_bad_grant_answered_once", false, &o, true)) {
+		struct blkif_request_segment *good = hostile_vbd_data(c.h, 40);
+		struct blkif_request_segment *bad = hostile_vbd_data(c.h, 41);
+		uint64_t id0 = next_id;
+		uint32_t first = c.h->rsp_cons;
+
+		for (int k = 0; k < 512; k++) {
+			good[k] = (struct blkif_request_segment){
+				.gref = hostile_vbd_data_gref(c.h, (unsigned int)k % 32),
+				.first_sect = 0, .last_sect = 7 };
+			bad[k] = (struct blkif_request_segment){ .gref = 0xFFFFFFF0u, .first_sect = 0,
+								 .last_sect = 7 };
+		}
+		for (int i = 0; i < TOTAL; i++) {
+			if (i <= BIG) {
+				hostile_req_init(&r, BLKIF_OP_INDIRECT, 0, next_id++,
+						 (uint64_t)(i % BIG) * 2048);
+				ind->indirect_op = i < BIG ? BLKIF_OP_READ : BLKIF_OP_WRITE;
+				ind->nr_segments = 256;
+				ind->handle = 0;
+				ind->indirect_grefs[0] = hostile_vbd_data_gref(c.h, i < BIG ? 40 : 41);
+			} else {
+				rw_req(&r, c.h, BLKIF_OP_READ, 8 * (uint64_t)i, 33 + (unsigned int)i, 0,
+				       7, next_id++);
+			}
+			hostile_vbd_layout(c.h, &r, guest);
+			hostile_vbd_put(c.h, guest);
+		}
+		hostile_vbd_publish(c.h);
+		CHECK(hostile_vbd_wait_responses(c.h, TOTAL, 5000) == 0,
+		      "%s: %u of %d requests answered", c.name, *hostile_vbd_rsp_prod(c.h) - first,
+		      TOTAL);
+		usleep(300000);
+		CHECK(*hostile_vbd_rsp_prod(c.h) - first == TOTAL,
+		      "%s: BACKEND BUG: %u responses to %d requests", c.name,
+		      *hostile_vbd_rsp_prod(c.h) - first, TOTAL);
+		for (int i = 0; i < TOTAL && *hostile_vbd_rsp_prod(c.h) != c.h->rsp_cons; i++) {
+			uint64_t id;
+			int k;
+
+			memcpy(&id, (const void *)hostile_vbd_slot(c.h, c.h->rsp_cons), 8);
+			k = (int)(id - id0);
+			CHECK(id >= id0 && k < TOTAL && !seen[k],
+			      "%s: BACKEND BUG: response with id %#llx (not asked, or twice)", c.name,
+			      (unsigned long long)id);
+			if (!(id >= id0 && k < TOTAL && !seen[k]))
+				break;
+			seen[k] = true;
+			CHECK(hostile_vbd_check_rsp(c.h, id, k == BIG ? BLKIF_OP_WRITE : BLKIF_OP_READ,
+						    k == BIG ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY, true,
+						    why, sizeof(why)) == 0,
+			      "%s: %s", c.name, why);
+		}
+	}
+	case_end(&c);
+}
+
 /* ---- xenstore keys ---- */
 
 static void key_case(const char *name, const struct hostile_key *keys)
@@ -1101,6 +1228,7 @@ int main(int argc, char **argv)
 	if (rc)
 		goto out;
 
+	case_storm(); /* first: the load average must not include our own spinning threads */
 	case_prod_overflow();
 	case_prod_backwards();
 	case_prod_racing();
@@ -1111,9 +1239,9 @@ int main(int argc, char **argv)
 	blkif_requests(BLKIF_ABI_X86_32, false);
 	blkif_requests(BLKIF_ABI_NATIVE, true);
 	case_readonly();
+	case_parked_bad_grant();
 	case_keys();
 	case_flapping();
-	case_storm();
 
 out:
 	blkfront_close(victim);
