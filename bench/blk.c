@@ -90,17 +90,26 @@ static double proc_cpu(pid_t pid)
 	return sum;
 }
 
-/* The worker splitpvd started for backend path be (its last argument). */
+/*
+ * The splitpv-blkback process serving backend path be: a child of our splitpvd. The
+ * supervisor runs one worker per guest and hands it later devices over a control
+ * channel, so the path may not be on its command line: prefer a worker that names it,
+ * else the most recently started live one. While one device is measured the guest's
+ * other devices are idle, so the process's CPU time is that device's.
+ */
 static pid_t find_worker(const char *be)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
-	pid_t found = -1;
+	pid_t named = -1, newest = -1;
+	unsigned long long newest_start = 0;
 
 	if (!d)
 		return -1;
 	while ((e = readdir(d)) != NULL) {
 		char p[300], buf[4096], state;
+		unsigned long long start;
+		bool is_blkback;
 		int ppid;
 		size_t n;
 		FILE *f;
@@ -114,8 +123,13 @@ static pid_t find_worker(const char *be)
 		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 		buf[n] = '\0';
-		/* "pid (comm) S ppid": comm may hold spaces, so parse after the last ')'. */
-		if (!strrchr(buf, ')') || sscanf(strrchr(buf, ')') + 1, " %c %d", &state, &ppid) != 2 ||
+		/* "pid (comm) S ppid ... starttime(22)": comm may hold spaces, so parse after
+		 * the last ')'. */
+		if (!strrchr(buf, ')') ||
+		    sscanf(strrchr(buf, ')') + 1,
+			   " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+			   "%*d %llu",
+			   &state, &ppid, &start) != 3 ||
 		    ppid != splitpvd || state == 'Z')
 			continue;
 		snprintf(p, sizeof(p), "/proc/%s/cmdline", e->d_name);
@@ -125,17 +139,24 @@ static pid_t find_worker(const char *be)
 		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 		buf[n] = '\0';
-		/* NUL-separated: the path is the last argument. */
+		is_blkback = strstr(buf, "splitpv-blkback") != NULL;
+		if (!is_blkback)
+			continue;
+		/* NUL-separated arguments. */
 		for (size_t i = 0; i < n;) {
 			const char *arg = buf + i;
 
 			if (strcmp(arg, be) == 0)
-				found = (pid_t)atoi(e->d_name);
+				named = (pid_t)atoi(e->d_name);
 			i += strlen(arg) + 1;
+		}
+		if (newest < 0 || start >= newest_start) {
+			newest = (pid_t)atoi(e->d_name);
+			newest_start = start;
 		}
 	}
 	closedir(d);
-	return found;
+	return named > 0 ? named : newest;
 }
 
 /* ---- workloads ---- */
@@ -541,28 +562,11 @@ static int dev_open(struct dev *d, const char *label, const char *vdev, const ch
 
 static void dev_close(struct dev *d)
 {
-	pid_t w = d->worker;
-
 	blkfront_close(d->bf);
 	d->bf = NULL;
 	if (d->attached)
 		shim_ts_device_detach(ts, DOMID, SHIM_TS_VBD, d->devid);
 	d->attached = false;
-	/* Let the worker go before the next device's worker is looked up. */
-	for (int i = 0; w > 0 && i < 100 && kill(w, 0) == 0; i++) {
-		char p[64], st = 0;
-		FILE *f;
-
-		snprintf(p, sizeof(p), "/proc/%d/stat", (int)w);
-		f = fopen(p, "r");
-		if (!f || fscanf(f, "%*d %*s %c", &st) != 1 || st == 'Z') {
-			if (f)
-				fclose(f);
-			break;
-		}
-		fclose(f);
-		usleep(20000);
-	}
 }
 
 /* ---- comparisons ---- */
