@@ -553,15 +553,22 @@ static void queue_kick(struct blk_queue *q)
 	/* Requests waiting for bounce pages go before anything newer. */
 	while (q->parked) {
 		struct blk_inflight *f = q->parked;
-		enum dispatch_result r = dispatch_buffers(q, f);
+		enum dispatch_result r;
 
-		if (r == DISPATCH_WAIT) {
-			submit_batch(q, ios, nios);
-			return;
-		}
+		/* Unlink first: if dispatch answers it (a failed grant copy), finish() puts
+		 * it on the free list through the same next_free link. */
 		q->parked = f->next_free;
 		if (!q->parked)
 			q->parked_tail = NULL;
+		r = dispatch_buffers(q, f);
+		if (r == DISPATCH_WAIT) {
+			f->next_free = q->parked; /* back at the head, order kept */
+			q->parked = f;
+			if (!q->parked_tail)
+				q->parked_tail = f;
+			submit_batch(q, ios, nios);
+			return;
+		}
 		if (r == DISPATCH_SUBMIT) {
 			ios[nios++] = &f->io;
 			if (nios == BLK_TAKE_BATCH) {
