@@ -392,6 +392,9 @@ static void ctl_cb(struct ev_loop *l, ev_io *io, int revents)
 	if (n > 0) {
 		buf[n] = '\0';
 		ctl_message(w, buf);
+		/* The toolstack may have offered the same path again while its previous
+		 * incarnation was still leaving. */
+		scan_all();
 	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 		ev_io_stop(l, io); /* the worker is exiting: its reaping follows */
 	}
