@@ -217,6 +217,10 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/splitpv
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	if [ -d tools/hotplug ]; then install -m 755 tools/hotplug/* $(DESTDIR)$(PREFIX)/lib/splitpv/; fi
+	install -D -m 644 tools/systemd/splitpvd.service $(DESTDIR)/etc/systemd/system/splitpvd.service
+	install -D -m 644 tools/modprobe.d/splitpv.conf $(DESTDIR)/etc/modprobe.d/splitpv.conf
+	install -d $(DESTDIR)$(PREFIX)/share/doc/splitpv
+	install -m 644 docs/TOOLSTACK.md docs/OPERATIONS.md $(DESTDIR)$(PREFIX)/share/doc/splitpv/
 
 deps:
 	@tools/deps.sh build check fuzz
