@@ -121,7 +121,8 @@ static inline int lc_count_dir(pid_t pid, const char *sub)
 	return n;
 }
 
-/* Lines of /proc/<pid>/maps, or -1. */
+/* Mappings of /proc/<pid>/maps backed by a file or memfd (grant and ring mappings,
+ * journals, storage; not anonymous memory, which allocators grow lazily), or -1. */
 static inline int lc_count_maps(pid_t pid)
 {
 	char path[64], line[512];
@@ -132,8 +133,12 @@ static inline int lc_count_maps(pid_t pid)
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		n++;
+	while (fgets(line, sizeof(line), f)) {
+		char name[256] = "";
+
+		if (sscanf(line, "%*s %*s %*s %*s %*s %255s", name) == 1 && name[0] != '[')
+			n++;
+	}
 	fclose(f);
 	return n;
 }
