@@ -329,6 +329,7 @@ int hostile_vbd_open(struct hostile_vbd **out, struct shim_guest *g, unsigned in
 	memset((void *)h->sring, 0, RING_HDR_SIZE);
 	((volatile struct ring_sring_hdr *)h->sring)->req_event = 1;
 	((volatile struct ring_sring_hdr *)h->sring)->rsp_event = 1;
+	((volatile struct ring_sring_hdr *)h->sring)->req_prod = h->o.req_prod_at_connect;
 	h->shadow = malloc((size_t)h->nr_ents * h->ent_size);
 	if (!h->shadow) {
 		rc = -ENOMEM;

@@ -85,6 +85,7 @@ struct hostile_vbd_opts {
 	bool persistent;               /* write feature-persistent=1 */
 	unsigned int data_pages;       /* guest frames granted rw for data (default 64) */
 	const struct hostile_key *keys; /* written last, in order; NULL-key terminated */
+	uint32_t req_prod_at_connect;  /* req_prod already in the ring when we go Initialised */
 	int timeout_ms;                /* handshake waits; 0 = 5000 */
 };
 

@@ -296,7 +296,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&dev, 0, sizeof(dev));
 	blk_config_default(&dev.cfg);
-	dev.cfg.bounce_pages = 24 + (data[1] & 0x0f) * 4; /* small: exercise parking */
 	dev.cfg.max_persistent_grants = 1 + ((data[1] >> 4) & 3) * 3;
 	dev.abi = abi;
 	dev.persistent = data[0] & 2;
@@ -307,13 +306,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dev.lim.flush = dev.lim.barrier = data[0] & 0x80;
 	dev.lim.max_indirect_segments = (data[1] & 0xc0) == 0 ? 0 : (data[1] & 0xc0) == 0x40 ? 32
 								 : (data[1] & 0xc0) == 0x80 ? 256
-											: 4096;
+											: 512;
+	/* Few bounce pages, to exercise parking; but (as the default configuration
+	 * guarantees) enough for the largest request, or that one would wait forever. */
+	dev.cfg.bounce_pages = (dev.lim.max_indirect_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST
+					? dev.lim.max_indirect_segments
+					: BLKIF_MAX_SEGMENTS_PER_REQUEST) +
+			       (data[1] & 0x0f) * 4;
 	dev.readonly = dev.lim.readonly;
 	snprintf(dev.xb.name, sizeof(dev.xb.name), "fuzz");
 	dev.xb.otherend_id = DOMID;
-	/* Already Closing and not connected: xenbus_device_fatal then only marks the device
-	 * broken (no xenstore here). */
+	/* Connected, with the real control path's disconnect: a bogus req_prod goes through
+	 * xenbus_device_fatal -> blk_disconnect -> blk_queue_close exactly as in the worker.
+	 * Already Closing, so switching state needs no xenstore. */
 	dev.xb.state = 5;
+	dev.xb.connected = true;
+	dev.xb.ops = &blk_xenbus_ops;
+	dev.xb.priv = &dev;
+	dev.nr_queues = 1;
+	dev.queues = calloc(1, sizeof(*dev.queues));
+	CHECK(dev.queues);
 	dev.xb.loop = ev_loop_new(EVFLAG_AUTO);
 	CHECK(dev.xb.loop);
 	so.readonly = dev.readonly;
@@ -366,21 +378,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dev.gnt = gnt;
 	(void)fake_gnt_open;
 
-	rc = blk_queue_open(&dev, 0, ring, pages, &evt->base, 1, &q);
+	rc = blk_queue_open(&dev, 0, ring, pages, &evt->base, 1, &dev.queues[0]);
 	CHECK(rc == 0);
-	for (int i = 0; i < 100000 && !dev.xb.broken && q->inflight; i++)
+	q = dev.queues ? dev.queues[0] : NULL; /* NULL: broken at the first look */
+	/* Every storage completion is an idle watcher: each turn makes progress, so a
+	 * queue still busy after many turns is stuck (checked below). */
+	for (int i = 0; i < 20000 && !dev.xb.broken && q && q->inflight; i++)
 		ev_run(dev.xb.loop, EVRUN_NOWAIT);
 	ev_run(dev.xb.loop, EVRUN_NOWAIT); /* the push runs in the prepare watcher */
 
 	CHECK(dev.xb.broken == bogus);
 	if (bogus) {
-		/* Nothing was taken, so nothing may have been answered. */
+		/* Disconnected (queue closed and freed); nothing was taken, so nothing may
+		 * have been answered. */
+		CHECK(dev.queues == NULL && !dev.xb.connected);
 		CHECK(((struct ring_sring_hdr *)ring)->rsp_prod == 0);
 	} else {
 		CHECK(q->inflight == 0);
 		check_responses(&q->ring, abi, before, prod);
+		blk_xenbus_ops.disconnect(&dev.xb); /* closes and frees q */
 	}
-	blk_queue_close(q); /* frees q (nothing in flight, or a zombie freed below) */
 	blk_storage_close(dev.st);
 	for (uint32_t i = 1; i < NGNT; i++) {
 		CHECK(guest.mapped[i] == 0);

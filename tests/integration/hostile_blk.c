@@ -196,6 +196,8 @@ static void case_end(struct hcase *c)
 	if (c->worker > 0) {
 		long rss = hostile_rss_kb(c->worker);
 
+		printf("rss %s: worker %ld KiB at connect, %ld KiB at the end\n", c->name, c->rss0,
+		       rss);
 		CHECK(hostile_pid_alive(c->worker), "%s: worker %d died", c->name, (int)c->worker);
 		CHECK(rss > 0 && rss - c->rss0 <= RSS_GROWTH_KB,
 		      "%s: worker RSS %ld KiB, was %ld KiB (bound +%d KiB)", c->name, rss, c->rss0,
@@ -279,6 +281,28 @@ static void case_prod_overflow(void)
 		*hostile_vbd_req_prod(c.h) = c.h->req_prod_pvt + c.h->nr_ents + 1000;
 		hostile_vbd_notify(c.h);
 		expect_closing(&c, "req_prod far ahead");
+	}
+	case_end(&c);
+}
+
+/* req_prod is already bogus when the backend first maps the ring. */
+static void case_prod_bogus_at_connect(void)
+{
+	struct hostile_vbd_opts o = { .req_prod_at_connect = 5000 };
+	struct hcase c;
+	int st = -1;
+
+	if (!selected("ring_prod_bogus_at_connect"))
+		return;
+	if (case_begin(&c, "ring_prod_bogus_at_connect_closes_device", false, &o, false)) {
+		/* No notification: the backend looks at the ring when it connects. */
+		expect_closing(&c, "req_prod bogus before connecting");
+		/* ... and stays there: a broken device must not be reported Connected. */
+		usleep(300000);
+		hostile_vbd_wait(c.h, ~0u, 100, &st);
+		CHECK(st == XenbusStateClosing || st == XenbusStateClosed,
+		      "%s: BACKEND BUG: state %d after the ring was found broken at connect",
+		      c.name, st);
 	}
 	case_end(&c);
 }
@@ -1230,6 +1254,7 @@ int main(int argc, char **argv)
 
 	case_storm(); /* first: the load average must not include our own spinning threads */
 	case_prod_overflow();
+	case_prod_bogus_at_connect();
 	case_prod_backwards();
 	case_prod_racing();
 	case_ring_full();
