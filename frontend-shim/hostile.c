@@ -294,7 +294,7 @@ int hostile_vbd_open(struct hostile_vbd **out, struct shim_guest *g, unsigned in
 		h->o.timeout_ms = 5000;
 	if (!h->o.data_pages)
 		h->o.data_pages = 64;
-	if (h->o.ring_order > 4) {
+	if (h->o.ring_order > 5) {
 		free(h);
 		return -EINVAL;
 	}
@@ -377,7 +377,7 @@ static void revoke_all(struct hostile_vbd *h)
 	for (int tries = 0; tries < 200; tries++) {
 		bool busy = false;
 
-		for (unsigned int p = 0; p < 16; p++) {
+		for (unsigned int p = 0; p < 32; p++) {
 			if (h->ring_grefs[p] && shim_guest_revoke(h->g, h->ring_grefs[p]) == -EBUSY)
 				busy = true;
 			else

@@ -80,7 +80,7 @@ struct hostile_key {
 };
 
 struct hostile_vbd_opts {
-	unsigned int ring_order;       /* ring pages = 1 << ring_order (<= 4) */
+	unsigned int ring_order;       /* ring pages = 1 << ring_order (<= 5) */
 	enum blkif_abi abi;            /* layout; writes the matching protocol key */
 	bool persistent;               /* write feature-persistent=1 */
 	unsigned int data_pages;       /* guest frames granted rw for data (default 64) */
@@ -98,7 +98,7 @@ struct hostile_vbd {
 	/* ring */
 	volatile uint8_t *sring;       /* header at 0, slots at 64 */
 	uint32_t ring_frame, nr_ents;
-	uint32_t ring_grefs[16];
+	uint32_t ring_grefs[32];
 	size_t ent_size, req_size, rsp_size;
 	int port;
 	uint32_t req_prod_pvt, rsp_cons;
