@@ -8,39 +8,11 @@
 #include "backends/blk/blkback.h"
 
 #include "xenbus/log.h"
+#include "xenbus/worker_host.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-/* One device: its thread and loop. */
-struct worker {
-	struct worker *next;
-	pthread_t thread;
-	struct ev_loop *loop;
-	ev_async stop;
-	struct blk_dev dev;
-	char path[XENBUS_PATH_MAX];
-	int journal_fd;                     /* the supervisor's memfd, or -1 */
-	int rc;
-	bool running;
-	bool frontend_gone;                 /* stop means the guest died */
-	bool finished;                      /* thread done (atomic): main joins it */
-};
-
-static struct worker *workers;
-static struct ev_loop *main_loop;
-static ev_async thread_done;
-static int control_fd = -1;
-static ev_io control_io;
-static struct blk_config cfg;
-static bool any_failed;
 
 static void print_stats(const struct blk_dev *dev)
 {
@@ -59,185 +31,50 @@ static void print_stats(const struct blk_dev *dev)
 		 (unsigned long long)s->notify_out, dev->xb.reconnects);
 }
 
-static void removed_cb(struct xenbus_device *xb, void *opaque)
+static void *blk_dev_new(const void *cfg)
 {
-	struct worker *w = opaque;
+	struct blk_dev *dev = calloc(1, sizeof(*dev));
 
-	print_stats(&w->dev);
-	hv_gnt_close(w->dev.gnt);
-	w->dev.gnt = NULL;
-	w->running = false;
-	ev_break(w->loop, EVBREAK_ALL);
+	if (dev)
+		dev->cfg = *(const struct blk_config *)cfg;
+	return dev;
 }
 
-static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
+static struct xenbus_device *blk_dev_xb(void *dev)
 {
-	struct worker *w = a->data;
-
-	if (!w->running)
-		return;
-	if (__atomic_load_n(&w->frontend_gone, __ATOMIC_ACQUIRE))
-		xenbus_device_frontend_gone(&w->dev.xb);
-	else
-		xenbus_device_remove(&w->dev.xb);
+	return &((struct blk_dev *)dev)->xb;
 }
 
-static void *worker_main(void *arg)
+static bool blk_dev_journal(void *arg, int journal_fd)
 {
-	struct worker *w = arg;
+	struct blk_dev *dev = arg;
 
-	blk_dev_journal_init(&w->dev, w->journal_fd);
-	if (w->dev.resuming)
-		w->rc = xenbus_device_resume(&w->dev.xb, w->loop, w->path, &blk_xenbus_ops,
-					     &w->dev, removed_cb, w);
-	else
-		w->rc = xenbus_device_start(&w->dev.xb, w->loop, w->path, &blk_xenbus_ops,
-					    &w->dev, removed_cb, w);
-	if (w->rc) {
-		log_err(w->path, "can't serve: %s", strerror(-w->rc));
-		xenbus_journal_unmap(&w->dev.journal);
-	} else {
-		w->running = true;
-		ev_run(w->loop, 0);
-	}
-	__atomic_store_n(&w->finished, true, __ATOMIC_RELEASE);
-	ev_async_send(main_loop, &thread_done);
-	return NULL;
+	blk_dev_journal_init(dev, journal_fd);
+	return dev->resuming;
 }
 
-static struct worker *find_worker(const char *path)
+static void blk_dev_done(void *arg, bool started)
 {
-	for (struct worker *w = workers; w; w = w->next)
-		if (strcmp(w->path, path) == 0)
-			return w;
-	return NULL;
-}
+	struct blk_dev *dev = arg;
 
-/* Serve one more device on its own thread. The journal fd (or -1) becomes ours. */
-static int add_device(const char *path, int journal_fd)
-{
-	struct worker *w;
-
-	if (strlen(path) >= XENBUS_PATH_MAX || find_worker(path))
-		return -EINVAL;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	strcpy(w->path, path);
-	w->journal_fd = journal_fd;
-	w->dev.cfg = cfg;
-	w->loop = ev_loop_new(EVFLAG_AUTO);
-	if (!w->loop) {
-		free(w);
-		return -ENOMEM;
-	}
-	ev_async_init(&w->stop, stop_cb);
-	w->stop.data = w;
-	ev_async_start(w->loop, &w->stop);
-	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-		ev_loop_destroy(w->loop);
-		free(w);
-		return -EAGAIN;
-	}
-	w->next = workers;
-	workers = w;
-	return 0;
-}
-
-/* Tell the supervisor a device is no longer ours ("gone PATH RC"). */
-static void control_gone(const char *path, int rc)
-{
-	char msg[XENBUS_PATH_MAX + 32];
-	int n = snprintf(msg, sizeof(msg), "gone %s %d", path, rc);
-
-	if (control_fd >= 0 && n > 0 && (size_t)n < sizeof(msg))
-		send(control_fd, msg, (size_t)n, MSG_NOSIGNAL);
-}
-
-/* Join finished device threads; leave when none is left. */
-static void thread_done_cb(struct ev_loop *loop, ev_async *a, int revents)
-{
-	struct worker **pp = &workers;
-
-	while (*pp) {
-		struct worker *w = *pp;
-
-		if (!__atomic_load_n(&w->finished, __ATOMIC_ACQUIRE)) {
-			pp = &w->next;
-			continue;
-		}
-		pthread_join(w->thread, NULL);
-		if (w->rc)
-			any_failed = true;
-		ev_loop_destroy(w->loop);
-		control_gone(w->path, w->rc);
-		if (w->journal_fd >= 0)
-			close(w->journal_fd);
-		*pp = w->next;
-		free(w);
-	}
-	if (!workers)
-		ev_break(loop, EVBREAK_ALL);
-}
-
-/*
- * The supervisor's channel (SOCK_SEQPACKET): "add PATH" with the device's journal memfd
- * attached (SCM_RIGHTS), "gone PATH" when its guest died. We answer "gone PATH RC" when
- * a device's thread has ended. EOF: the supervisor is gone; we keep serving.
- */
-static void control_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-	char buf[XENBUS_PATH_MAX + 16], cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { buf, sizeof(buf) - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	ssize_t n = recvmsg(control_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	int fd = -1;
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		log_info(NULL, "supervisor channel closed");
-		ev_io_stop(loop, io);
-		close(control_fd);
-		control_fd = -1;
+	if (!started) {
+		xenbus_journal_unmap(&dev->journal);
 		return;
 	}
-	buf[n] = '\0';
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	if (strncmp(buf, "add ", 4) == 0) {
-		int rc = add_device(buf + 4, fd);
-
-		if (rc) {
-			log_err(buf + 4, "can't add: %s", strerror(-rc));
-			if (fd >= 0)
-				close(fd);
-			control_gone(buf + 4, rc);
-		}
-		return;
-	}
-	if (fd >= 0)
-		close(fd);
-	if (strncmp(buf, "gone ", 5) == 0) {
-		struct worker *w = find_worker(buf + 5);
-
-		if (w) {
-			__atomic_store_n(&w->frontend_gone, true, __ATOMIC_RELEASE);
-			ev_async_send(w->loop, &w->stop);
-		}
-	}
+	print_stats(dev);
+	hv_gnt_close(dev->gnt);
+	dev->gnt = NULL;
 }
 
-static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
-{
-	log_info(NULL, "signal %d: removing devices", s->signum);
-	for (struct worker *w = workers; w; w = w->next)
-		ev_async_send(w->loop, &w->stop);
-}
+static const struct worker_class blk_worker = {
+	.prog = "splitpv-blkback",
+	.ops = &blk_xenbus_ops,
+	.dev_new = blk_dev_new,
+	.dev_xb = blk_dev_xb,
+	.dev_journal = blk_dev_journal,
+	.dev_done = blk_dev_done,
+	.dev_free = free,
+};
 
 static void usage(FILE *f)
 {
@@ -256,17 +93,6 @@ static void usage(FILE *f)
 		"Environment: SPLITPV_SHIM=<rundir> runs on the frontend shim instead of Xen.\n");
 }
 
-/* --journal PATH=FD: the fd of that path, or -1. */
-static int journal_for(char **journals, int nj, const char *path)
-{
-	size_t len = strlen(path);
-
-	for (int i = 0; i < nj; i++)
-		if (strncmp(journals[i], path, len) == 0 && journals[i][len] == '=')
-			return atoi(journals[i] + len + 1);
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -282,9 +108,10 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	ev_signal sigterm, sigint, sighup;
+	struct blk_config cfg;
+	int control_fd = -1;
 	char **journals;
-	int c, n, nj = 0;
+	int c, n, nj = 0, rc;
 
 	journals = calloc((size_t)argc, sizeof(char *));
 	if (!journals)
@@ -339,51 +166,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* Device threads take no signals; the main loop does. */
-	{
-		sigset_t set;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-		sigaddset(&set, SIGHUP);
-		pthread_sigmask(SIG_BLOCK, &set, NULL);
-	}
-	signal(SIGPIPE, SIG_IGN);
-	main_loop = EV_DEFAULT;
-	ev_async_init(&thread_done, thread_done_cb);
-	ev_async_start(main_loop, &thread_done);
-	for (int i = 0; i < n; i++) {
-		const char *path = argv[optind + i];
-
-		if (add_device(path, journal_for(journals, nj, path)) != 0) {
-			fprintf(stderr, "splitpv-blkback: can't start a thread for %s\n", path);
-			return 1;
-		}
-	}
+	rc = worker_host_run(&blk_worker, &cfg, argv + optind, n, journals, nj, control_fd);
 	free(journals);
-	if (control_fd >= 0) {
-		ev_io_init(&control_io, control_cb, control_fd, EV_READ);
-		ev_io_start(main_loop, &control_io);
-	}
-	ev_signal_init(&sigterm, signal_cb, SIGTERM);
-	ev_signal_start(main_loop, &sigterm);
-	ev_signal_init(&sigint, signal_cb, SIGINT);
-	ev_signal_start(main_loop, &sigint);
-	ev_signal_init(&sighup, signal_cb, SIGHUP);
-	ev_signal_start(main_loop, &sighup);
-	{
-		sigset_t set;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-		sigaddset(&set, SIGHUP);
-		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	}
-	/* Until every device is gone (a supervised worker with no device left exits too:
-	 * the supervisor starts a new one for the guest's next device). */
-	if (workers)
-		ev_run(main_loop, 0);
-	return any_failed ? 1 : 0;
+	return rc;
 }

@@ -8,139 +8,35 @@
 #include "backends/net/netback.h"
 
 #include "xenbus/log.h"
+#include "xenbus/worker_host.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-struct worker {
-	pthread_t thread;
-	struct ev_loop *loop;
-	ev_async stop;
-	struct net_dev dev;
-	const char *path;
-	int rc;
-	bool running;
-	bool joined;
+static void *net_dev_new(const void *cfg)
+{
+	struct net_dev *dev = calloc(1, sizeof(*dev));
+
+	if (dev)
+		net_dev_init(dev, cfg);
+	return dev;
+}
+
+static struct xenbus_device *net_dev_xb(void *dev)
+{
+	return &((struct net_dev *)dev)->xb;
+}
+
+/* No journal yet for netif: a restarted worker reconnects the device from scratch. */
+static const struct worker_class net_worker = {
+	.prog = "splitpv-netback",
+	.ops = &net_xenbus_ops,
+	.dev_new = net_dev_new,
+	.dev_xb = net_dev_xb,
+	.dev_free = free,
 };
-
-static void stop_cb(struct ev_loop *loop, ev_async *a, int revents);
-static void *worker_main(void *arg);
-
-#define MAX_WORKERS 64
-
-static struct worker *workers[MAX_WORKERS];
-static int nworkers;
-static int control_fd = -1;
-static struct net_config cfg;
-
-static int start_worker(const char *path)
-{
-	struct worker *w;
-
-	if (nworkers >= MAX_WORKERS)
-		return -ENOSPC;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->path = strdup(path);
-	net_dev_init(&w->dev, &cfg);
-	w->loop = ev_loop_new(EVFLAG_AUTO);
-	ev_async_init(&w->stop, stop_cb);
-	w->stop.data = w;
-	ev_async_start(w->loop, &w->stop);
-	if (!w->path || !w->loop || pthread_create(&w->thread, NULL, worker_main, w) != 0)
-		return -EAGAIN;
-	workers[nworkers++] = w;
-	return 0;
-}
-
-/* Tell the supervisor a device is no longer ours ("gone PATH RC"). */
-static void control_gone(const char *path, int rc)
-{
-	char msg[XENBUS_PATH_MAX + 32];
-	int n = snprintf(msg, sizeof(msg), "gone %s %d", path, rc);
-
-	if (control_fd >= 0 && n > 0 && (size_t)n < sizeof(msg))
-		send(control_fd, msg, (size_t)n, MSG_NOSIGNAL);
-}
-
-/* splitpvd's channel: "add PATH" (a journal fd may ride along: unused here, closed),
- * "gone PATH" when the guest died. EOF: the supervisor is gone; keep serving. */
-static void control_poll(void)
-{
-	char buf[XENBUS_PATH_MAX + 16], cbuf[CMSG_SPACE(sizeof(int))];
-
-	while (control_fd >= 0) {
-		struct iovec iov = { buf, sizeof(buf) - 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		ssize_t n = recvmsg(control_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			close(control_fd);
-			control_fd = -1;
-			return;
-		}
-		buf[n] = '\0';
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int fd;
-
-				memcpy(&fd, CMSG_DATA(c), sizeof(int));
-				close(fd);
-			}
-		if (strncmp(buf, "add ", 4) == 0) {
-			int rc = start_worker(buf + 4);
-
-			if (rc)
-				control_gone(buf + 4, rc);
-		} else if (strncmp(buf, "gone ", 5) == 0) {
-			for (int i = 0; i < nworkers; i++)
-				if (!workers[i]->joined && strcmp(workers[i]->path, buf + 5) == 0)
-					ev_async_send(workers[i]->loop, &workers[i]->stop);
-		}
-	}
-}
-
-static void removed_cb(struct xenbus_device *xb, void *opaque)
-{
-	struct worker *w = opaque;
-
-	w->running = false;
-	ev_break(w->loop, EVBREAK_ALL);
-}
-
-static void stop_cb(struct ev_loop *loop, ev_async *a, int revents)
-{
-	struct worker *w = a->data;
-
-	if (w->running)
-		xenbus_device_remove(&w->dev.xb);
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-
-	w->rc = xenbus_device_start(&w->dev.xb, w->loop, w->path, &net_xenbus_ops, &w->dev,
-				    removed_cb, w);
-	if (w->rc) {
-		log_err(w->path, "can't serve: %s", strerror(-w->rc));
-		return NULL;
-	}
-	w->running = true;
-	ev_run(w->loop, 0);
-	return NULL;
-}
 
 static void usage(FILE *f)
 {
@@ -196,9 +92,10 @@ int main(int argc, char **argv)
 		{ "direct", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
-	sigset_t set;
+	struct net_config cfg;
+	int control_fd = -1;
 	bool ok = true;
-	int c, n, sig, rc = 0;
+	int c, n;
 
 	net_config_default(&cfg);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -253,56 +150,5 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	for (int i = 0; i < n; i++) {
-		if (start_worker(argv[optind + i]) != 0) {
-			fprintf(stderr, "splitpv-netback: can't start a worker\n");
-			return 1;
-		}
-	}
-	/* Wait for a signal, or for every device to be gone and no supervisor to add more. */
-	for (;;) {
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		bool any = false;
-
-		control_poll();
-		for (int i = 0; i < nworkers; i++) {
-			struct worker *w = workers[i];
-
-			if (w->joined)
-				continue;
-			if (pthread_tryjoin_np(w->thread, NULL) == 0) {
-				w->joined = true;
-				if (w->rc)
-					rc = 1;
-				control_gone(w->path, w->rc);
-			} else {
-				any = true;
-			}
-		}
-		if (!any && control_fd < 0)
-			break;
-		sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0) {
-			log_info(NULL, "signal %d: removing devices", sig);
-			for (int i = 0; i < nworkers; i++)
-				if (!workers[i]->joined)
-					ev_async_send(workers[i]->loop, &workers[i]->stop);
-			if (control_fd >= 0)
-				close(control_fd);
-			control_fd = -1;
-		}
-	}
-	for (int i = 0; i < nworkers; i++) {
-		ev_loop_destroy(workers[i]->loop);
-		free((char *)workers[i]->path);
-		free(workers[i]);
-	}
-	return rc;
+	return worker_host_run(&net_worker, &cfg, argv + optind, n, NULL, 0, control_fd);
 }
