@@ -62,7 +62,7 @@ endif
 # Toolchain and flags (warning set from ../shared/docs/STYLE.md; -Werror by default).
 CC ?= gcc
 FUZZ_CC ?= clang
-PKGS := xenstore xengnttab xenevtchn cunit liburing
+PKGS := xenstore xengnttab xenevtchn cunit liburing libnbd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -4,6 +4,7 @@
  * path is the caller (see storage.h).
  */
 #include "backends/blk/storage.h"
+#include "backends/blk/storage_net.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -27,6 +28,11 @@ static const struct {
 	{ "aio:", true, &blk_storage_file_ops }, /* what libxl writes for qdisk raw images */
 	{ "raw:", true, &blk_storage_file_ops },
 	{ "null:", true, &blk_storage_null_ops },
+	{ "nbd://", false, &blk_storage_nbd_ops },      /* NBD URIs, given to libnbd whole */
+	{ "nbd+unix://", false, &blk_storage_nbd_ops },
+	{ "nbds://", false, &blk_storage_nbd_ops },
+	{ "nbds+unix://", false, &blk_storage_nbd_ops },
+	{ "rbd:", true, &blk_storage_rbd_ops },         /* rbd:pool/image[:opt=val...] */
 };
 
 int blk_storage_parse_params(const char *params, const struct blk_storage_ops **ops,

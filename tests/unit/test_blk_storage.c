@@ -196,7 +196,7 @@ static void blk_storage_params_reject_unknown_formats_and_empty(void)
 	CU_ASSERT_EQUAL(blk_storage_parse_params("qcow2:/img/a.qcow2", &ops, &arg),
 			-EPROTONOSUPPORT);
 	CU_ASSERT_EQUAL(blk_storage_parse_params("vhd:/img/a.vhd", &ops, &arg), -EPROTONOSUPPORT);
-	CU_ASSERT_EQUAL(blk_storage_parse_params("nbd://host/export", &ops, &arg),
+	CU_ASSERT_EQUAL(blk_storage_parse_params("iscsi://host/export", &ops, &arg),
 			-EPROTONOSUPPORT);
 	CU_ASSERT_PTR_NULL(ops);
 	CU_ASSERT_EQUAL(blk_storage_parse_params("", &ops, &arg), -EINVAL);
