@@ -114,6 +114,12 @@ static void device_try_connect(struct xenbus_device *dev)
 		return;
 	}
 	dev->connected = true;
+	if (dev->broken) {
+		/* The data path found the ring broken while connecting (requests were
+		 * waiting, with a bogus producer index): stay Closing. */
+		device_disconnect(dev);
+		return;
+	}
 	xenbus_device_switch_state(dev, XenbusStateConnected);
 }
 

@@ -60,6 +60,7 @@ struct blk_inflight {
 	uint16_t nr_pages;                  /* bounce pages held */
 	uint8_t stage;                      /* index in the request's storage-op chain */
 	bool copy_path;                     /* data moves by grant copy (else persistent) */
+	bool has_buffers;                   /* buffers attached (and write data copied in) */
 	int status;                         /* BLKIF_RSP_* so far */
 	struct blk_io io;
 	int jent;                           /* its crash-journal entry, or -1 */
@@ -85,8 +86,11 @@ struct blk_queue {
 	struct blk_inflight *slots;         /* nr_ents of them */
 	struct blk_inflight *free;
 	unsigned int inflight;
-	struct blk_inflight *barrier;       /* a WRITE_BARRIER waiting for the queue to drain */
-	struct blk_inflight *parked, *parked_tail; /* taken, waiting for bounce pages (FIFO) */
+	/* Taken requests that can't start yet, in ring order: waiting for bounce pages, a
+	 * WRITE_BARRIER waiting for everything before it to complete, and whatever came
+	 * after them. */
+	struct blk_inflight *parked, *parked_tail;
+	unsigned int nparked;
 	bool starved;                       /* stopped taking: every request slot in use */
 	bool kicking, rekick;               /* blk_queue_kick re-entrancy guard */
 	/* memory for the data path: one mapping, bounce pages then the indirect pages */

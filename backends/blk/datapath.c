@@ -144,10 +144,10 @@ static void finish(struct blk_queue *q, struct blk_inflight *f)
 			queue_free(q);
 		return;
 	}
-	/* Resume taking requests if we had stopped: the barrier may start, pages or a
+	/* Resume taking requests if we had stopped: a parked barrier may start, pages or a
 	 * request slot came back. (Without this a full ring would never be looked at
 	 * again: we set no req_event while stopped, so the frontend won't notify.) */
-	if ((q->barrier && q->inflight == 1) || q->parked || q->starved)
+	if (q->parked || q->starved)
 		blk_queue_kick(q);
 }
 
@@ -401,41 +401,36 @@ static void count_request(struct blk_dev *dev, const struct blk_inflight *f)
 
 enum dispatch_result {
 	DISPATCH_SUBMIT, /* f->io is ready: add it to the batch */
-	DISPATCH_DONE,   /* answered already, or parked as the pending barrier */
-	DISPATCH_WAIT,   /* needs bounce pages: retry when I/O completes */
+	DISPATCH_DONE,   /* answered already */
+	DISPATCH_WAIT,   /* can't start yet: park it (pages, a barrier, or order) */
 };
 
-/* Buffers attached: bring guest data in for writes, then ready the first I/O. */
-static enum dispatch_result dispatch_ready(struct blk_queue *q, struct blk_inflight *f)
-{
-	if (f->req.nr_segments && f->copy_path && f->req.op != BLKIF_OP_READ &&
-	    copy_segments(q, f, false) != 0) {
-		f->status = BLKIF_RSP_ERROR;
-		finish(q, f);
-		return DISPATCH_DONE;
-	}
-	if (f->req.op == BLKIF_OP_WRITE_BARRIER && q->inflight > 1) {
-		q->barrier = f; /* starts once everything before it has completed */
-		return DISPATCH_DONE;
-	}
-	prepare_io(q, f);
-	return DISPATCH_SUBMIT;
-}
-
+/*
+ * Attach buffers (bringing write data in) and ready the first I/O. A WRITE_BARRIER
+ * starts only when nothing else is in flight (what is parked behind it doesn't count):
+ * everything before it has completed, as Linux blkback drains before a barrier.
+ */
 static enum dispatch_result dispatch_buffers(struct blk_queue *q, struct blk_inflight *f)
 {
-	if (f->req.nr_segments) {
+	if (f->req.nr_segments && !f->has_buffers) {
 		int rc = attach_buffers(q, f);
 
 		if (rc == -EAGAIN)
 			return DISPATCH_WAIT;
+		if (rc == 0 && f->copy_path && f->req.op != BLKIF_OP_READ &&
+		    copy_segments(q, f, false) != 0)
+			rc = -EIO;
 		if (rc) {
 			f->status = BLKIF_RSP_ERROR;
 			finish(q, f);
 			return DISPATCH_DONE;
 		}
+		f->has_buffers = true;
 	}
-	return dispatch_ready(q, f);
+	if (f->req.op == BLKIF_OP_WRITE_BARRIER && q->inflight - q->nparked > 1)
+		return DISPATCH_WAIT;
+	prepare_io(q, f);
+	return DISPATCH_SUBMIT;
 }
 
 /* One copied-out request (guest layout): translate, validate, attach buffers. */
@@ -451,6 +446,7 @@ static enum dispatch_result dispatch(struct blk_queue *q, struct blk_inflight *f
 	f->status = BLKIF_RSP_OKAY;
 	f->nr_pages = 0;
 	f->copy_path = true;
+	f->has_buffers = false;
 	rc = blk_parse_request(&native, &q->dev->lim, &f->req);
 	if (rc == 1) {
 		rc = fetch_indirect(q, f);
@@ -466,6 +462,8 @@ static enum dispatch_result dispatch(struct blk_queue *q, struct blk_inflight *f
 		return DISPATCH_DONE;
 	}
 	count_request(q->dev, f);
+	if (q->parked)
+		return DISPATCH_WAIT; /* behind what already waits: ring order is kept */
 	return dispatch_buffers(q, f);
 }
 
@@ -504,15 +502,15 @@ static void take_one(struct blk_queue *q, const void *guest_req, int jent,
 	if (r == DISPATCH_SUBMIT) {
 		ios[(*nios)++] = &f->io;
 	} else if (r == DISPATCH_WAIT) {
-		/* Out of bounce pages: keep it (and any after it) in order until
-		 * completions return pages; take nothing more meanwhile. */
+		/* Keep it (and any after it) in ring order until completions let it
+		 * start; take nothing more meanwhile. */
 		f->next_free = NULL;
 		if (q->parked_tail)
 			q->parked_tail->next_free = f;
 		else
 			q->parked = f;
 		q->parked_tail = f;
-		q->dev->stats.oo_req++;
+		q->nparked++;
 	}
 }
 
@@ -540,17 +538,7 @@ static void queue_kick(struct blk_queue *q)
 	if (!q->connected)
 		return;
 
-	/* A barrier waits for everything before it; nothing after it starts first. */
-	if (q->barrier) {
-		struct blk_inflight *b = q->barrier;
-
-		if (q->inflight > 1)
-			return;
-		q->barrier = NULL;
-		prepare_io(q, b);
-		ios[nios++] = &b->io;
-	}
-	/* Requests waiting for bounce pages go before anything newer. */
+	/* Parked requests go before anything newer, in ring order. */
 	while (q->parked) {
 		struct blk_inflight *f = q->parked;
 		enum dispatch_result r;
@@ -560,12 +548,14 @@ static void queue_kick(struct blk_queue *q)
 		q->parked = f->next_free;
 		if (!q->parked)
 			q->parked_tail = NULL;
+		q->nparked--;
 		r = dispatch_buffers(q, f);
 		if (r == DISPATCH_WAIT) {
 			f->next_free = q->parked; /* back at the head, order kept */
 			q->parked = f;
 			if (!q->parked_tail)
 				q->parked_tail = f;
+			q->nparked++;
 			submit_batch(q, ios, nios);
 			return;
 		}
@@ -582,7 +572,7 @@ static void queue_kick(struct blk_queue *q)
 		unsigned int want = BLK_TAKE_BATCH - nios;
 		int n;
 
-		if (q->barrier || q->parked)
+		if (q->parked)
 			break; /* resumed by a completion */
 		if (!q->free) {
 			q->starved = true; /* resumed by a completion */
@@ -715,6 +705,19 @@ void blk_queue_close(struct blk_queue *q)
 	q->evt = NULL;
 	hv_gnt_unmap(q->dev->gnt, q->ring_addr, q->ring_pages);
 	q->ring_addr = NULL;
+	/* Parked requests never started: nothing will complete them. Drop them (the
+	 * frontend reset the ring; it expects no answer). */
+	while (q->parked) {
+		struct blk_inflight *f = q->parked;
+
+		q->parked = f->next_free;
+		release_data(q, f);
+		f->next_free = q->free;
+		q->free = f;
+		q->inflight--;
+	}
+	q->parked_tail = NULL;
+	q->nparked = 0;
 	if (q->inflight) {
 		q->zombie = true; /* the last completion frees it */
 		return;
