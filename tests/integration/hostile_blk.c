@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -134,6 +135,7 @@ struct hcase {
 	pid_t worker;
 	long rss0;
 	bool ro;
+	uint64_t t0;
 };
 
 static bool selected(const char *name)
@@ -163,6 +165,7 @@ static bool case_begin(struct hcase *c, const char *name, bool ro,
 	int rc, st = -1;
 
 	memset(c, 0, sizeof(*c));
+	c->t0 = now_us();
 	c->name = name;
 	c->ro = ro;
 	c->worker = -1;
@@ -224,7 +227,7 @@ static void case_end(struct hcase *c)
 		for (int i = 0; i < 200 && hostile_pid_alive(c->worker); i++)
 			usleep(5000);
 	}
-	printf("done %s\n", c->name);
+	printf("done %s (%.1f s)\n", c->name, (double)(now_us() - c->t0) / 1e6);
 }
 
 /* The device must go Closing (protocol broken) and never be Connected again. */
@@ -575,7 +578,7 @@ static void case_double_fetch_slot(void)
 {
 	struct hostile_vbd_opts o = { 0 };
 	struct hcase c;
-	unsigned int conclusive = 0, ok = 0, err = 0, iters = 600;
+	unsigned int conclusive = 0, ok = 0, err = 0, iters = 300;
 	unsigned long flips = 0;
 
 	if (!selected("double_fetch_slot"))
@@ -654,7 +657,7 @@ static void case_double_fetch_indirect(void)
 {
 	struct hostile_vbd_opts o = { .data_pages = 64 };
 	struct hcase c;
-	unsigned int ok = 0, err = 0, iters = 400;
+	unsigned int ok = 0, err = 0, iters = 200;
 	unsigned long flips = 0;
 
 	if (!selected("double_fetch_indirect"))
@@ -1293,10 +1296,23 @@ static int start_splitpvd(void)
 		return -ENOENT;
 	splitpvd = fork();
 	if (splitpvd == 0) {
+		/* Don't outlive us (a test killed by its timeout must not leave workers). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl(bin, "splitpvd", "--", "--max-queues", "2", (char *)NULL);
 		_exit(127);
 	}
 	return splitpvd < 0 ? -errno : 0;
+}
+
+/* Killed (the test runner's timeout): take splitpvd and the shim down with us. */
+static void on_signal(int sig)
+{
+	if (splitpvd > 0)
+		kill(splitpvd, SIGTERM);
+	if (shim.pid > 0)
+		kill(shim.pid, SIGTERM);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 int main(int argc, char **argv)
@@ -1306,6 +1322,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	only = argc > 1 ? argv[1] : NULL;
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
 	rc = shim_harness_start(&shim, argv[0]);
 	if (rc) {
 		printf("SKIP: can't start splitpv-shim: %s\n", strerror(-rc));
