@@ -22,6 +22,8 @@
 #define NF_RING 256u          /* entries of a one-page tx and rx ring */
 #define NF_RAW_PAGES 8u
 #define NF_RAW_ID_BASE 1024u
+#define NF_ASM_MAX (65536u + PAGE)  /* largest frame a chain can assemble */
+#define NF_COPY_MAX 2048u           /* smaller frames are copied out of the assembly buffer */
 
 struct nf_frame {
 	struct nf_frame *next;
@@ -40,8 +42,9 @@ struct nf_queue {
 	int txbuf_gref[NF_RING], rxbuf_gref[NF_RING];
 	uint16_t tx_free[NF_RING];
 	unsigned int tx_nfree;
-	/* RX reassembly in progress */
-	uint8_t *asm_buf;
+	/* RX reassembly in progress, into asm_f->data (NF_ASM_MAX bytes) */
+	struct nf_frame *asm_f;
+	uint8_t *asm_buf;                   /* asm_f->data */
 	uint32_t asm_len;
 	struct netfront_meta asm_m;
 	bool asm_active, asm_extra, asm_err;
@@ -169,9 +172,10 @@ static int setup_queue(struct netfront *nf, struct nf_queue *q)
 			return q->rxbuf_gref[i];
 		q->tx_free[q->tx_nfree++] = (uint16_t)i;
 	}
-	q->asm_buf = malloc(65536 + PAGE);
-	if (!q->asm_buf)
+	q->asm_f = malloc(sizeof(*q->asm_f) + NF_ASM_MAX);
+	if (!q->asm_f)
 		return -ENOMEM;
+	q->asm_buf = q->asm_f->data;
 	rc = shim_guest_evtchn_alloc_unbound(nf->g, nf->backend_id);
 	if (rc < 0)
 		return rc;
@@ -347,7 +351,7 @@ void netfront_close(struct netfront *nf)
 			shim_guest_page_free(nf->g, q->txbuf_frame, NF_RING);
 			shim_guest_page_free(nf->g, q->rxbuf_frame, NF_RING);
 		}
-		free(q->asm_buf);
+		free(q->asm_f);
 	}
 	free(nf->queues);
 	grant_end(nf, nf->cring_gref);
@@ -519,14 +523,26 @@ static void rx_deliver(struct netfront *nf, struct nf_queue *q, unsigned int qi)
 		nf->st.rx_errors++;
 		return;
 	}
-	f = malloc(sizeof(*f) + q->asm_len);
-	if (!f)
-		return;
+	if (q->asm_len <= NF_COPY_MAX) {
+		f = malloc(sizeof(*f) + q->asm_len);
+		if (!f)
+			return;
+		memcpy(f->data, q->asm_buf, q->asm_len);
+	} else {
+		/* Big frames (GSO) change hands instead of being copied again: the
+		 * assembly buffer becomes the frame and a fresh one takes its place. */
+		struct nf_frame *next = malloc(sizeof(*next) + NF_ASM_MAX);
+
+		if (!next)
+			return;
+		f = q->asm_f;
+		q->asm_f = next;
+		q->asm_buf = next->data;
+	}
 	f->next = NULL;
 	f->m = q->asm_m;
 	f->q = qi;
 	f->len = q->asm_len;
-	memcpy(f->data, q->asm_buf, q->asm_len);
 	if (nf->rxq_tail)
 		nf->rxq_tail->next = f;
 	else
@@ -573,7 +589,7 @@ static int rx_take(struct netfront *nf, struct nf_queue *q, unsigned int qi)
 					q->asm_extra = r->flags & NETRXF_extra_info;
 				}
 				if (r->status < 0 || r->offset + r->status > (int)PAGE ||
-				    q->asm_len + (uint32_t)r->status > 65536 + PAGE) {
+				    q->asm_len + (uint32_t)r->status > NF_ASM_MAX) {
 					q->asm_err = true;
 				} else {
 					memcpy(q->asm_buf + q->asm_len,
