@@ -140,8 +140,8 @@ static void finish(struct blk_queue *q, struct blk_inflight *f)
 	q->free = f;
 	q->inflight--;
 	if (q->zombie) {
-		if (q->inflight == 0)
-			queue_free(q);
+		if (q->inflight == 0 && !q->kicking)
+			queue_free(q); /* (inside a kick, the kick frees it on the way out) */
 		return;
 	}
 	/* Resume taking requests if we had stopped: a parked barrier may start, pages or a
@@ -526,6 +526,10 @@ void blk_queue_kick(struct blk_queue *q)
 		queue_kick(q);
 	} while (q->rekick && q->connected);
 	q->kicking = false;
+	/* A broken ring closed the queue under us (xenbus_device_fatal): its memory was
+	 * kept for us to free here. */
+	if (q->zombie && q->inflight == 0)
+		queue_free(q);
 }
 
 static void queue_kick(struct blk_queue *q)
@@ -718,8 +722,9 @@ void blk_queue_close(struct blk_queue *q)
 	}
 	q->parked_tail = NULL;
 	q->nparked = 0;
-	if (q->inflight) {
-		q->zombie = true; /* the last completion frees it */
+	if (q->inflight || q->kicking) {
+		/* The last completion frees it, or the kick we are inside of. */
+		q->zombie = true;
 		return;
 	}
 	queue_free(q);
