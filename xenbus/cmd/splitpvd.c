@@ -37,6 +37,17 @@
 #define MAX_DEVICES 1024
 #define MAX_WORKERS 512
 #define MAX_RESTARTS 1000
+/*
+ * Crash-loop control: a worker that dies within RAPID_S of starting, again and again,
+ * is probably killed by what its journal replays. Restarts back off exponentially
+ * (BACKOFF_MIN_S doubling up to BACKOFF_MAX_S); after MAX_RAPID such crashes in a row
+ * its devices are given up: set Closing so the frontend sees a failed device instead
+ * of a hang.
+ */
+#define RAPID_S 2.0
+#define BACKOFF_MIN_S 0.05
+#define BACKOFF_MAX_S 5.0
+#define MAX_RAPID 6
 
 /* One worker process: every device of one guest of one backend type. */
 struct worker {
@@ -47,7 +58,9 @@ struct worker {
 	int ctl;                      /* our end of the SOCK_SEQPACKET channel */
 	ev_io ctl_io;
 	unsigned int restarts;
+	unsigned int rapid;           /* crashes in a row, each within RAPID_S of its start */
 	double started;
+	ev_timer restart_timer;       /* back-off before the next start after a crash */
 };
 
 struct dev {
@@ -214,6 +227,23 @@ static int hand_over(struct worker *w, struct dev *d)
 	return 0;
 }
 
+static void drop_worker(struct worker *w)
+{
+	for (int i = 0; i < MAX_DEVICES; i++)
+		if (devs[i].used && devs[i].w == w)
+			dev_drop(&devs[i]);
+	w->used = false;
+}
+
+/* The back-off after a crash is over: start the guest's worker again. */
+static void restart_cb(struct ev_loop *l, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	if (spawn(w) != 0)
+		drop_worker(w);
+}
+
 static void assign(struct dev *d)
 {
 	struct worker *w = find_worker(d->type, d->domid);
@@ -223,6 +253,10 @@ static void assign(struct dev *d)
 		if (hand_over(w, d) == 0)
 			return;
 		/* The worker is going away: its reaping starts a new one with d. */
+		return;
+	}
+	if (w && ev_is_active(&w->restart_timer)) {
+		d->w = w; /* backing off after crashes: the delayed start takes d too */
 		return;
 	}
 	if (!w) {
@@ -237,16 +271,14 @@ static void assign(struct dev *d)
 		memset(w, 0, sizeof(*w));
 		w->used = true;
 		w->ctl = -1;
+		ev_timer_init(&w->restart_timer, restart_cb, 0., 0.);
+		w->restart_timer.data = w;
 		snprintf(w->type, sizeof(w->type), "%s", d->type);
 		w->domid = d->domid;
 	}
 	d->w = w;
-	if (spawn(w) != 0) {
-		for (int i = 0; i < MAX_DEVICES; i++)
-			if (devs[i].used && devs[i].w == w)
-				dev_drop(&devs[i]);
-		w->used = false;
-	}
+	if (spawn(w) != 0)
+		drop_worker(w);
 }
 
 /* Present and online: a restarted worker takes it over whatever its state. */
@@ -432,8 +464,34 @@ static void reaped(pid_t pid, int status)
 	if (crashed)
 		log_warn(NULL, "dom%u: %s worker %d died (status %#x) after %.3f s", w->domid,
 			 w->type, (int)pid, status, now_s() - w->started);
+	/* Only the worker's own faults count (a bug, or what its journal replays): being
+	 * killed from outside (SIGKILL, SIGTERM: an admin, the OOM killer, a test) is
+	 * not a crash loop. */
+	if (crashed && now_s() - w->started < RAPID_S &&
+	    (!WIFSIGNALED(status) ||
+	     (WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGTERM)))
+		w->rapid++;
+	else
+		w->rapid = 0;
+	if (again && w->rapid > MAX_RAPID) {
+		log_err(NULL, "dom%u: %s worker crashed %u times in a row within %.0f s of "
+			"starting: giving up its devices", w->domid, w->type, w->rapid, RAPID_S);
+		for (int i = 0; i < MAX_DEVICES; i++)
+			if (devs[i].used && devs[i].w == w)
+				xenbus_switch_state(xs, XBT_NULL, devs[i].path, XenbusStateClosing);
+		again = false;
+	}
 	if (again && w->restarts < MAX_RESTARTS) {
 		w->restarts += crashed;
+		if (w->rapid) {
+			double delay = BACKOFF_MIN_S * (double)(1u << (w->rapid - 1));
+
+			if (delay > BACKOFF_MAX_S)
+				delay = BACKOFF_MAX_S;
+			ev_timer_set(&w->restart_timer, delay, 0.);
+			ev_timer_start(loop, &w->restart_timer);
+			return;
+		}
 		if (spawn(w) == 0)
 			return;
 	}
