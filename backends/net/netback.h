@@ -129,6 +129,12 @@ struct net_dev {
 	/* multicast filter */
 	uint8_t mcast[NET_MCAST_MAX][6];
 	unsigned int nr_mcast;
+	/* request-multicast-control watched while connected (Linux xen_mcast_ctrl_changed):
+	 * a handle of its own, so its events reach our callback, not the device's. */
+	struct xs_handle *mcast_xs;
+	struct xenbus_watcher mcast_watcher;
+	char mcast_key[XENBUS_PATH_MAX];
+	bool mcast_watching;
 	/* rate as last read from the backend's "rate" key (bytes, usecs; 0 = unlimited) */
 	uint64_t rate_bytes, rate_usecs;
 	bool carrier;

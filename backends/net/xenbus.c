@@ -1,8 +1,9 @@
 /*
  * xenbus — the netif control path: create the tap and publish the features (probe),
  * read and range-check every frontend key, map the rings of every queue, bind the
- * event channels and the ctrl ring (connect), undo it in reverse (disconnect), and
- * apply a changed "rate" live. Keys as in XEN-FACTS.md §4.6.
+ * event channels and the ctrl ring (connect), undo it in reverse (disconnect), apply a
+ * changed "rate" live and follow the frontend's request-multicast-control while
+ * connected. Keys as in XEN-FACTS.md §4.6.
  * Counterpart: Linux drivers/net/xen-netback/xenbus.c.
  */
 #include "backends/net/netback.h"
@@ -163,6 +164,62 @@ static bool fe_bool(struct net_dev *dev, const char *key, bool def, int *rc)
 	return v;
 }
 
+/* The frontend flipped request-multicast-control (it may at any time, as Linux's
+ * netfront does when IFF_ALLMULTI changes): filter or not from the next frame on. A
+ * malformed value leaves the setting as it was. */
+static void mcast_ctrl_cb(struct xenbus_watcher *w, const char *path, const char *token)
+{
+	struct net_dev *dev = w->opaque;
+	bool on = dev->mcast_ctrl;
+
+	(void)path;
+	(void)token;
+	if (xenbus_read_bool(dev->mcast_xs, XBT_NULL, dev->xb.otherend, "request-multicast-control",
+			     false, &on) != 0) {
+		log_guest(dev->xb.name, "request-multicast-control: malformed, ignored");
+		return;
+	}
+	if (on != dev->mcast_ctrl)
+		log_info(dev->xb.name, "multicast control now %s", on ? "on" : "off");
+	dev->mcast_ctrl = on;
+}
+
+static void mcast_unwatch(struct net_dev *dev)
+{
+	if (dev->mcast_watching) {
+		xenbus_unwatch(&dev->mcast_watcher, dev->mcast_key, "mcast");
+		xenbus_watcher_deinit(&dev->mcast_watcher);
+		dev->mcast_watching = false;
+	}
+	if (dev->mcast_xs)
+		xs_close(dev->mcast_xs);
+	dev->mcast_xs = NULL;
+}
+
+/* A failure only loses the dynamic part: the value read at connect stays. */
+static void mcast_watch(struct net_dev *dev)
+{
+	int rc = xenbus_path(dev->mcast_key, sizeof(dev->mcast_key), dev->xb.otherend,
+			     "request-multicast-control");
+
+	dev->mcast_xs = rc ? NULL : xenbus_xs_open();
+	if (!dev->mcast_xs)
+		goto fail;
+	rc = xenbus_watcher_init(&dev->mcast_watcher, dev->xb.loop, dev->mcast_xs, mcast_ctrl_cb,
+				 dev);
+	if (rc)
+		goto fail;
+	dev->mcast_watching = true;
+	rc = xenbus_watch(&dev->mcast_watcher, dev->mcast_key, "mcast");
+	if (rc)
+		goto fail;
+	return;
+fail:
+	log_warn(dev->xb.name, "can't watch request-multicast-control: %s",
+		 strerror(rc ? -rc : errno));
+	mcast_unwatch(dev);
+}
+
 static int connect_queue(struct net_dev *dev, unsigned int idx, const char *dir)
 {
 	struct xenbus_device *xb = &dev->xb;
@@ -301,6 +358,7 @@ static void net_disconnect(struct xenbus_device *xb)
 
 	if (dev->ntapfds && dev->carrier)
 		set_carrier(dev, false);
+	mcast_unwatch(dev);
 	disconnect_ctrl(dev);
 	if (dev->queues) {
 		for (unsigned int i = 0; i < dev->nr_queues; i++)
@@ -381,6 +439,7 @@ static int net_connect(struct xenbus_device *xb)
 	rc = set_carrier(dev, true);
 	if (rc)
 		return rc;
+	mcast_watch(dev);
 	log_info(xb->name,
 		 "connected: %u queue(s)%s, sg %d gso4 %d gso6 %d csum4 %d csum6 %d mcast %d "
 		 "rate %" PRIu64 "/%" PRIu64 "us",

@@ -535,8 +535,9 @@ static void test_hash(struct netfront *nf)
 	netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, 0, 0, 0, &st, NULL);
 }
 
-static void test_mcast(struct netfront *nf)
+static void test_mcast(struct netfront *nf, struct xs_handle *xs)
 {
+	const char *fe = "/local/domain/1/device/vif/0";
 	static const uint8_t grp[6] = { 0x01, 0x00, 0x5e, 0x01, 0x01, 0x01 };
 	unsigned int n;
 
@@ -554,7 +555,22 @@ static void test_mcast(struct netfront *nf)
 	udp_to(GUEST_IP, 7001, 7001, NULL);
 	n = drain(nf, 300, 7001, NULL, NULL, NULL);
 	CHECK(n == 1, "unicast still delivered (%u)", n);
-	printf("ok   multicast filter (static list from request-multicast-control, add/del)\n");
+	/* Dynamic: the frontend drops request-multicast-control while connected (as Linux
+	 * netfront does for IFF_ALLMULTI); the backend's watch stops filtering, then
+	 * filters again once it is back. */
+	CHECK(xenbus_write(xs, XBT_NULL, fe, "request-multicast-control", "0") == 0,
+	      "frontend turns multicast control off");
+	usleep(200000);
+	udp_to("239.1.1.1", 7000, 7000, HOST_IP);
+	n = drain(nf, 300, 7000, NULL, NULL, NULL);
+	CHECK(n == 1, "multicast control off: unsubscribed group delivered (%u)", n);
+	CHECK(xenbus_write(xs, XBT_NULL, fe, "request-multicast-control", "1") == 0,
+	      "frontend turns multicast control on");
+	usleep(200000);
+	udp_to("239.1.1.1", 7000, 7000, HOST_IP);
+	n = drain(nf, 300, 7000, NULL, NULL, NULL);
+	CHECK(n == 0, "multicast control back on: filtered again (%u)", n);
+	printf("ok   multicast filter (request-multicast-control static and watched, add/del)\n");
 }
 
 /* The guest stops taking frames: after rx-stall-ms the backend drops carrier; it comes
@@ -579,29 +595,55 @@ static void test_stall(struct netfront *nf, struct xs_handle *xs)
 
 /* ---- hostile chains on a second guest's vif ---- */
 
-static void hostile(struct shim_ts *ts, struct xs_handle *xs)
+/* The second guest and its vif, attached early (before the load of the other tests). */
+static int hostile_attach(struct shim_ts *ts, struct shim_guest **g2, struct netfront **nf)
 {
-	struct shim_guest *g2 = NULL;
-	struct netfront *nf = NULL;
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
-	struct netif_tx_request r[24];
-	const struct netfront_stats *st;
-	uint8_t frame[128];
 	char err[128];
-	int rc, gref;
-	uint64_t ok0, er0;
+	int rc;
 
 	rc = shim_ts_domain_create(ts, 2, NULL);
-	rc = rc ?: shim_guest_create(&g2, shim.rundir, 2, 4096, 4096);
+	rc = rc ?: shim_guest_create(g2, shim.rundir, 2, 4096, 4096);
 	rc = rc ?: shim_nic_spec_parse("bridge=xenbr0,mac=00:16:3e:00:00:02", &spec, err, sizeof(err));
 	rc = rc ?: shim_ts_nic_attach(ts, 2, &spec);
 	CHECK(rc == 0, "second guest and vif: %s", strerror(-rc));
 	netfront_opts_default(&o);
-	rc = rc ?: netfront_open(&nf, g2, 0, &o);
+	rc = rc ?: netfront_open(nf, *g2, 0, &o);
 	CHECK(rc == 0, "second netfront: %s", strerror(-rc));
-	if (rc)
-		goto out;
+	return rc;
+}
+
+static void hostile_detach(struct shim_ts *ts, struct shim_guest *g2, struct netfront *nf)
+{
+	netfront_close(nf);
+	if (g2)
+		shim_ts_device_detach(ts, 2, SHIM_TS_VIF, 0);
+	shim_guest_destroy(g2);
+	shim_ts_domain_destroy(ts, 2);
+}
+
+/* Wait up to ms for events; drop what this idle guest received (bridge floods), so
+ * the next poll waits again. */
+static void discard_rx(struct netfront *nf, int ms)
+{
+	static uint8_t buf[70000];
+
+	netfront_poll(nf, ms);
+	while (netfront_recv(nf, buf, sizeof(buf), NULL, NULL) > 0)
+		;
+}
+
+static void hostile(struct netfront *nf)
+{
+	struct netif_tx_request r[24];
+	const struct netfront_stats *st;
+	uint8_t frame[128];
+	int gref;
+	uint64_t ok0, er0;
+
+	if (!nf)
+		return;
 	st = netfront_stats(nf);
 	memset(frame, 0xab, sizeof(frame));
 	gref = netfront_raw_grant(nf, frame, sizeof(frame));
@@ -612,7 +654,7 @@ static void hostile(struct shim_ts *ts, struct xs_handle *xs)
 		er0 = st->tx_rsp_error;                                                       \
 		CHECK(netfront_raw_tx(nf, 0, r, (nreq)) == 0, "raw tx");                      \
 		for (int w = 0; w < 50 && st->tx_rsp_okay + st->tx_rsp_error - ok0 - er0 < (nreq); w++) \
-			netfront_poll(nf, 20);                                                \
+			discard_rx(nf, 20);                                                   \
 	} while (0)
 
 	/* 19 frags (20 data slots): over XEN_NETBK_LEGACY_SLOTS_MAX, every slot an error. */
@@ -654,13 +696,6 @@ static void hostile(struct shim_ts *ts, struct xs_handle *xs)
 		usleep(20000);
 	CHECK(!netfront_backend_connected(nf), "malformed extra info disconnects the frontend");
 	printf("ok   hostile chains: errors as Linux netback, fatal ones disconnect\n");
-out:
-	netfront_close(nf);
-	if (g2)
-		shim_ts_device_detach(ts, 2, SHIM_TS_VIF, 0);
-	shim_guest_destroy(g2);
-	shim_ts_domain_destroy(ts, 2);
-	(void)xs;
 }
 
 static void cleanup_ns(void)
@@ -674,7 +709,8 @@ int main(int argc, char **argv)
 	struct shim_ts_config cfg = { 0 };
 	struct shim_ts *ts = NULL;
 	struct shim_guest *g = NULL;
-	struct netfront *nf = NULL;
+	struct netfront *nf = NULL, *nf2 = NULL;
+	struct shim_guest *g2 = NULL;
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
 	struct pump pump = { 0 };
@@ -734,9 +770,10 @@ int main(int argc, char **argv)
 		goto out;
 	CHECK(access("/sys/class/net/vif1.0/brport", F_OK) == 0, "vif1.0 enslaved to xenbr0");
 	sh("ip neigh replace " GUEST_IP " lladdr " GUEST_MAC " dev xenbr0");
+	hostile_attach(ts, &g2, &nf2);
 
 	test_hash(nf);
-	test_mcast(nf);
+	test_mcast(nf, shim_ts_xs(ts));
 	test_stall(nf, shim_ts_xs(ts));
 
 	/* The guest's NIC as a tap in its namespace, with the kernel's TCP/IP on top. */
@@ -758,7 +795,10 @@ int main(int argc, char **argv)
 		printf("ok   ping both ways\n");
 	test_tcp();
 	test_rate(shim_ts_xs(ts));
-	hostile(ts, shim_ts_xs(ts));
+	hostile(nf2);
+	hostile_detach(ts, g2, nf2);
+	g2 = NULL;
+	nf2 = NULL;
 	rc = ping(gns_fd, HOST_IP, 2);
 	CHECK(rc == 2, "the first guest still works after the hostile one was disconnected (%d)",
 	      rc);
@@ -768,6 +808,8 @@ int main(int argc, char **argv)
 	CHECK(netfront_stats(nf)->rx_slot_mismatch == 0, "every RX response in its request's slot");
 	close(pump.tapfd);
 out:
+	if (ts && (g2 || nf2))
+		hostile_detach(ts, g2, nf2);
 	netfront_close(nf);
 	if (ts)
 		shim_ts_device_detach(ts, 1, SHIM_TS_VIF, 0);
