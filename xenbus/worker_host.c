@@ -2,6 +2,7 @@
 #include "xenbus/worker_host.h"
 
 #include "xenbus/log.h"
+#include "xenbus/sandbox.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -244,6 +245,9 @@ int worker_host_run(const struct worker_class *cls, const void *cfg, char **path
 	wc = cls;
 	wcfg = cfg;
 	control_fd = cfd;
+	/* Before any thread exists: they all inherit it. */
+	if (!getenv("SPLITPV_NO_SANDBOX") && sandbox_enter(cls->prog) != 0)
+		return 1;
 	/* Device threads take no signals (they inherit this mask); the main loop does. */
 	block_signals(SIG_BLOCK);
 	signal(SIGPIPE, SIG_IGN);

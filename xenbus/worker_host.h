@@ -38,6 +38,7 @@ struct worker_class {
  * Serve paths[0..npaths-1] (each may have a journal: "--journal PATH=FD" strings in
  * journals[0..nj-1]) and, if control_fd >= 0, whatever splitpvd hands over. Returns the
  * process exit status: 0 if every device ended cleanly, 1 otherwise.
+ * The process is sandboxed first (xenbus/sandbox.h) unless SPLITPV_NO_SANDBOX is set.
  */
 int worker_host_run(const struct worker_class *wc, const void *cfg, char **paths, int npaths,
 		    char **journals, int nj, int control_fd);

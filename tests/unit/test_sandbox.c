@@ -1,0 +1,101 @@
+/* Unit tests for xenbus/sandbox.c, each in a forked child (the filter can't be undone). */
+#include "tests/unit/unit.h"
+#include "xenbus/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run fn in a sandboxed child; its exit status (0 = all its checks held). */
+static int in_sandbox(int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(sandbox_enter("test") != 0 ? 100 : fn());
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
+}
+
+static int try_exec(void)
+{
+	char *argv[] = { "true", NULL };
+
+	execv("/bin/true", argv);
+	return errno == EPERM ? 0 : 1; /* reaching here means exec was refused */
+}
+
+static int try_mount_and_unshare(void)
+{
+	if (mount("none", "/tmp", "tmpfs", 0, NULL) == 0 || errno != EPERM)
+		return 1;
+	if (syscall(SYS_unshare, 0x00020000 /* CLONE_NEWNS */) == 0 || errno != EPERM)
+		return 2;
+	if (syscall(SYS_setuid, 0) == 0 || errno != EPERM)
+		return 3;
+	return 0;
+}
+
+static int ordinary_calls_work(void)
+{
+	int fd = open("/dev/null", O_RDWR), p[2];
+
+	if (fd < 0 || write(fd, "x", 1) != 1 || pipe(p) != 0)
+		return 1;
+	if (fork() == 0) /* threads and children still work (io_uring, libxenstore) */
+		_exit(0);
+	return wait(NULL) > 0 ? 0 : 2;
+}
+
+static int caps_reduced(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &hdr, d) != 0)
+		return 1;
+	if (geteuid() != 0)
+		return 0; /* nothing to drop */
+	if (d[0].effective & (1u << CAP_SYS_ADMIN) || d[0].effective & (1u << CAP_SYS_MODULE) ||
+	    d[0].effective & (1u << CAP_SYS_PTRACE) || d[0].permitted & (1u << CAP_SETUID))
+		return 2;
+	if (!(d[0].effective & (1u << CAP_NET_ADMIN))) /* tap devices need it */
+		return 3;
+	return 0;
+}
+
+static void sandbox_refuses_exec(void)
+{
+	CU_ASSERT_EQUAL(in_sandbox(try_exec), 0);
+}
+
+static void sandbox_refuses_mount_unshare_setuid(void)
+{
+	CU_ASSERT_EQUAL(in_sandbox(try_mount_and_unshare), 0);
+}
+
+static void sandbox_keeps_ordinary_calls(void)
+{
+	CU_ASSERT_EQUAL(in_sandbox(ordinary_calls_work), 0);
+}
+
+static void sandbox_drops_capabilities_but_net_admin(void)
+{
+	CU_ASSERT_EQUAL(in_sandbox(caps_reduced), 0);
+}
+
+static const struct unit_test tests[] = {
+	{ "sandbox_refuses_exec", sandbox_refuses_exec },
+	{ "sandbox_refuses_mount_unshare_setuid", sandbox_refuses_mount_unshare_setuid },
+	{ "sandbox_keeps_ordinary_calls", sandbox_keeps_ordinary_calls },
+	{ "sandbox_drops_capabilities_but_net_admin", sandbox_drops_capabilities_but_net_admin },
+	{ NULL, NULL },
+};
+UNIT_SUITE(sandbox, tests)
