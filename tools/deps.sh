@@ -5,7 +5,7 @@
 set -eu
 
 pkgs_build="gcc make pkg-config libxen-dev libev-dev libcunit1-dev liburing-dev libnbd-dev librbd-dev"
-pkgs_check="xenstore-utils xen-utils-4.17 iproute2 util-linux nbdkit qemu-utils"
+pkgs_check="xenstore-utils xen-utils-4.17 iproute2 util-linux nbdkit qemu-utils ceph-mon ceph-osd ceph-common"
 pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_e2e="qemu-system-x86 cpio e2fsprogs kmod busybox-static"
 
