@@ -158,7 +158,7 @@ void net_queue_close(struct net_queue *q)
 	log_info(q->name,
 		 "stats: tx %llu pkts %llu bytes (gso %llu, errors %llu, bad grants %llu), "
 		 "rx %llu pkts %llu bytes (gso %llu, expired %llu, filtered %llu, "
-		 "unsupported %llu, stalls %llu)",
+		 "unsupported %llu, stalls %llu, queue full %llu, peak %llu pkts)",
 		 (unsigned long long)q->stats.tx_packets, (unsigned long long)q->stats.tx_bytes,
 		 (unsigned long long)q->stats.tx_gso, (unsigned long long)q->stats.tx_errors,
 		 (unsigned long long)q->stats.tx_bad_grant, (unsigned long long)q->stats.rx_packets,
@@ -166,7 +166,9 @@ void net_queue_close(struct net_queue *q)
 		 (unsigned long long)q->stats.rx_dropped_expired,
 		 (unsigned long long)q->stats.rx_dropped_filtered,
 		 (unsigned long long)q->stats.rx_dropped_unsupported,
-		 (unsigned long long)q->stats.rx_stalls);
+		 (unsigned long long)q->stats.rx_stalls,
+		 (unsigned long long)q->stats.rx_queue_full,
+		 (unsigned long long)q->stats.rx_queue_peak_pkts);
 	free(q->txreqs);
 	free(q->rxreqs);
 	free(q->txpkt);
