@@ -95,6 +95,7 @@ struct net_queue {
 	struct netif_rx_request *rxreqs;  /* taken, not yet answered (in ring order) */
 	unsigned int rx_have, rx_first;
 	struct net_frame *rxq_head, *rxq_tail;
+	struct net_frame *rx_spare;       /* the next tap read lands here (NET_FRAME_MAX) */
 	unsigned int rxq_pkts;
 	size_t rxq_bytes;
 	ev_timer rx_timer;                /* drain and stall checks while frames wait */

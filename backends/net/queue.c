@@ -169,6 +169,7 @@ void net_queue_close(struct net_queue *q)
 		 (unsigned long long)q->stats.rx_stalls,
 		 (unsigned long long)q->stats.rx_queue_full,
 		 (unsigned long long)q->stats.rx_queue_peak_pkts);
+	free(q->rx_spare);
 	free(q->txreqs);
 	free(q->rxreqs);
 	free(q->txpkt);

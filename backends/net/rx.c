@@ -13,7 +13,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* Frames up to this size are copied into an allocation of their own; bigger ones (GSO)
+ * keep the buffer they were read into, so 64 KiB isn't copied once more. */
+#define RX_COPY_MAX 2048u
 
 #define VNET_F_NEEDS_CSUM 1
 #define VNET_F_DATA_VALID 2
@@ -135,14 +140,15 @@ static void tap_resume(struct net_queue *q)
 
 void net_rx_tap_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	static __thread uint8_t buf[sizeof(struct net_vnet_hdr) + NET_FRAME_MAX];
 	struct net_queue *q = w->data;
 	struct net_dev *dev = q->dev;
 	uint32_t kick = 0;
 
+	(void)revents;
 	for (int i = 0; i < 64; i++) {
 		struct net_queue *t = q;
-		struct net_frame *f;
+		struct net_frame *f, *s;
+		struct iovec iov[2];
 		uint32_t hash;
 		uint8_t htype;
 		ssize_t n;
@@ -154,21 +160,34 @@ void net_rx_tap_cb(struct ev_loop *loop, ev_io *w, int revents)
 			q->stats.rx_queue_full++;
 			break;
 		}
-		n = read(q->tapfd, buf, sizeof(buf));
+		if (!q->rx_spare && !(q->rx_spare = malloc(sizeof(*s) + NET_FRAME_MAX)))
+			break;
+		s = q->rx_spare;
+		iov[0] = (struct iovec){ &s->h, sizeof(s->h) };
+		iov[1] = (struct iovec){ s->data, NET_FRAME_MAX };
+		n = readv(q->tapfd, iov, 2);
 		if (n < 0)
 			break;
 		if ((size_t)n < sizeof(struct net_vnet_hdr) + NET_ETH_HLEN)
 			continue;
 		n -= (ssize_t)sizeof(struct net_vnet_hdr);
-		if (!net_mcast_ok(dev, buf + sizeof(struct net_vnet_hdr), (size_t)n)) {
+		if (!net_mcast_ok(dev, s->data, (size_t)n)) {
 			q->stats.rx_dropped_filtered++;
 			continue;
 		}
-		f = malloc(sizeof(*f) + (size_t)n);
-		if (!f)
-			break;
-		memcpy(&f->h, buf, sizeof(f->h));
-		memcpy(f->data, buf + sizeof(struct net_vnet_hdr), (size_t)n);
+		if ((size_t)n <= RX_COPY_MAX) {
+			f = malloc(sizeof(*f) + (size_t)n);
+			if (!f)
+				break;
+			f->h = s->h;
+			memcpy(f->data, s->data, (size_t)n);
+		} else {
+			/* Hand the buffer over, trimmed (a shrinking realloc stays in place). */
+			q->rx_spare = NULL;
+			f = realloc(s, sizeof(*f) + (size_t)n);
+			if (!f)
+				f = s;
+		}
 		f->len = (uint32_t)n;
 		f->t_ms = now_ms();
 		if (dev->nr_queues > 1 && net_hash_frame(&dev->hash, f->data, f->len, &hash, &htype))
