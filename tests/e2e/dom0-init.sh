@@ -45,7 +45,8 @@ mount -t tmpfs -o size=1400m disks /disks || fin FAIL-tmpfs
 # splitpv logs without time: stamp each line with dom0 uptime
 mkfifo $E2E_RUN/splitpvd.fifo
 while IFS= read -r l; do echo "[$(up)] $l"; done < $E2E_RUN/splitpvd.fifo > /var/log/splitpvd.log &
-/usr/lib/splitpv/bin/splitpvd > $E2E_RUN/splitpvd.fifo 2>&1 &
+# dom0 has one vCPU here: offer the guests as many queues as Linux blkback would on 4
+/usr/lib/splitpv/bin/splitpvd -- --max-queues 4 > $E2E_RUN/splitpvd.fifo 2>&1 &
 echo $! > $E2E_RUN/splitpvd.pid
 sleep 0.5
 if ! kill -0 "$(cat $E2E_RUN/splitpvd.pid)" 2>/dev/null; then

@@ -9,6 +9,8 @@ XL=/usr/lib/xen-4.17/bin/xl
 mkdir -p $E2E_RUN
 
 up() { cut -d' ' -f1 /proc/uptime; }
+# whole seconds of dom0 uptime: deadlines are wall-clock, not loop counts (TCG is slow)
+now() { cut -d. -f1 /proc/uptime; }
 say() { echo "@@E2E $* [dom0 t=$(up)]"; }
 # result NAME PASS|FAIL|XFAIL DETAIL...: one verdict line, collected for the summary
 result() {
@@ -81,10 +83,17 @@ guest_create() {
 	_d=$(domid $_name)
 	say "DOMU-CREATED $_name domid=$_d"
 	echo 0 > $E2E_RUN/$_name.seq
-	_i=0
+	# the guest's console, live, into ours
+	if [ ! -e $E2E_RUN/$_name.tail ]; then
+		touch /var/log/xen/console/guest-$_name.log $E2E_RUN/$_name.tail
+		tail -F /var/log/xen/console/guest-$_name.log 2>/dev/null | (
+			cr=$(printf '\r')
+			while IFS= read -r l; do echo "   [$_name] ${l%"$cr"}"; done
+		) &
+	fi
+	_end=$(($(now) + _t))
 	while ! xenstore-read /local/domain/$_d/data/e2e/ready >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		if [ $_i -gt $((_t * 5)) ]; then
+		if [ $(now) -gt $_end ]; then
 			say "DOMU-AGENT-TIMEOUT $_name"
 			return 1
 		fi
@@ -108,14 +117,14 @@ gsend() {
 gwait() {
 	_d=$(domid $1)
 	[ -n "$_d" ] || return 125
-	_i=0
+	_end=$(($(now) + $3))
 	while ! _rc=$(xenstore-read /local/domain/$_d/data/e2e/rc-$2 2>/dev/null); do
-		_i=$((_i + 1))
-		[ $_i -gt $(($3 * 5)) ] && { note "(guest command $2 timed out after $3 s)"; return 124; }
+		[ $(now) -gt $_end ] && { note "(guest command $2 timed out after $3 s)"; return 124; }
 		[ -n "$(domid $1)" ] || return 125
 		sleep 0.2
 	done
 	xenstore-read -R /local/domain/$_d/data/e2e/out-$2 2>/dev/null | sed 's/^/   guest| /'
+	echo
 	return $_rc
 }
 
@@ -128,6 +137,7 @@ grun() {
 # gout NAME N: the saved output of command N (last 1800 bytes)
 gout() { xenstore-read -R /local/domain/$(domid $1)/data/e2e/out-$2 2>/dev/null; }
 
+# guest_console NAME [LINES]: the end of its console log (also streamed live, see above)
 guest_console() {
 	_log=/var/log/xen/console/guest-$1.log
 	[ -e $_log ] && tr -d '\r' < $_log | tail -n ${2:-60} | sed "s/^/   [console $1] /"
@@ -151,12 +161,10 @@ workers() { ps -o pid,args | grep 'splitpv-[a-z]*back ' | grep -v grep; }
 
 # wait_for TIMEOUT CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout
 wait_for() {
-	_t=$1
+	_end=$(($(now) + $1))
 	shift
-	_i=0
 	until "$@"; do
-		_i=$((_i + 1))
-		[ $_i -gt $((_t * 5)) ] && return 1
+		[ $(now) -gt $_end ] && return 1
 		sleep 0.2
 	done
 }

@@ -7,7 +7,8 @@
 #   tests/e2e/run.sh [kvm|tcg|auto]
 #   env: SPLITPV_BUILD, SPLITPV_E2E_CACHE (see build.sh), E2E_TIMEOUT (s, whole boot),
 #        E2E_VERBOSE=1 (echo Xen's own lines too), E2E_STRICT=1 (XFAIL counts as FAIL),
-#        E2E_ONLY=10,20 (run only the scenarios with these numbers)
+#        E2E_ONLY=10,20 (run only the scenarios with these numbers),
+#        E2E_STDIN=FIFO (QEMU's serial input: Ctrl-A x3 then a Xen debug key, e.g. 'd')
 # Exit 0 when every scenario passed (XFAIL allowed unless E2E_STRICT=1), 77 when QEMU or
 # the Debian packages aren't available (reason on the last line), 1 otherwise.
 set -u
@@ -47,7 +48,7 @@ kvm_ok() {
 case $MODE in
 kvm) ACCEL="-accel kvm -cpu host,-arch-capabilities"; TIMEOUT=${E2E_TIMEOUT:-900} ;;
 # -smap: with SMAP exposed, TCG crashes the PV dom0 at its first iret (XEN-LAB pitfall 2)
-tcg) ACCEL="-accel tcg,thread=multi -cpu max,-smap"; TIMEOUT=${E2E_TIMEOUT:-4000} ;;
+tcg) ACCEL="-accel tcg,thread=multi -cpu ${E2E_CPU:-max,-smap,-pcid,-invpcid}"; TIMEOUT=${E2E_TIMEOUT:-4000} ;;
 *) echo "usage: $0 [kvm|tcg|auto]"; exit 2 ;;
 esac
 
@@ -96,7 +97,7 @@ PIDF=$(mktemp)
 	timeout -k 10 "$TIMEOUT" "$QEMU" $ACCEL -M pc -m 3G -smp "$SMP" \
 		-display none -monitor none -serial stdio -no-reboot -nodefaults \
 		-kernel "$CACHE/xen" -append "$XEN_CMDLINE" \
-		-initrd "$CACHE/vmlinuz $DOM0_CMDLINE,$CACHE/work/dom0-initrd.gz" </dev/null &
+		-initrd "$CACHE/vmlinuz $DOM0_CMDLINE,$CACHE/work/dom0-initrd.gz" <"${E2E_STDIN:-/dev/null}" &
 	echo $! > "$PIDF"
 	wait $!
 	echo $? > "$RCF"

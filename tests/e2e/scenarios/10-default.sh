@@ -85,5 +85,4 @@ if wait_for 60 guest_gone $G && wait_for 20 no_worker $D &&
 else
 	result default-poweroff FAIL "left: $($XL list | grep $G) $(workers) $(xenstore-ls /local/domain/0/backend/vbd/$D 2>/dev/null | head -5)"
 fi
-guest_console $G 40
 rm -f $IMG

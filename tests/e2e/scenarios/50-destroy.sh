@@ -19,5 +19,4 @@ else
 	result destroy-mid-io FAIL "xl destroy rc $rc; left: $(ps -o pid,args | grep "vbd/$D/" | grep -v grep | tr '\n' ';') $(xenstore-ls /local/domain/0/backend/vbd/$D 2>/dev/null | head -3 | tr '\n' ';')"
 fi
 grep "vbd/$D/" /var/log/splitpvd.log | tail -n 8 | sed 's/^/   splitpvd| /'
-guest_console $G 60
 rm -f /disks/$G-a.img
