@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -150,5 +151,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Frames come and go in 64 KiB buffers: keep freed heap memory instead of giving it
+	 * back and faulting fresh pages in for the next frame. What the heap can hold is
+	 * bounded by the RX queue bounds (plus this much slack). */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	return worker_host_run(&net_worker, &cfg, argv + optind, n, NULL, 0, control_fd);
 }
