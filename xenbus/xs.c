@@ -320,10 +320,22 @@ static void watcher_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct xenbus_watcher *w = io->data;
 
 	for (unsigned int i = 0; i < XENBUS_WATCH_BATCH; i++) {
-		char **vec = xs_check_watch(w->xs);
+		char **vec;
 
-		if (!vec)
-			return; /* EAGAIN: drained (the pipe byte is consumed with the last one) */
+		errno = 0;
+		vec = xs_check_watch(w->xs);
+		if (!vec) {
+			int err = errno;
+
+			if (err == EAGAIN || err == 0)
+				return; /* drained (the pipe byte goes with the last event) */
+			/* The connection is gone: say so instead of going quiet forever. */
+			ev_io_stop(w->loop, &w->io);
+			w->started = false;
+			if (w->error_cb)
+				w->error_cb(w, -err);
+			return;
+		}
 		w->cb(w, vec[XS_WATCH_PATH], vec[XS_WATCH_TOKEN]);
 		free(vec);
 		if (!w->started)

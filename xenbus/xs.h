@@ -118,6 +118,9 @@ struct xenbus_watcher {
 	xenbus_watch_cb *cb;
 	void *opaque;
 	bool started;
+	/* Optional: the connection to xenstore failed (err = -errno); no more events will
+	 * come on this handle. Set after xenbus_watcher_init. */
+	void (*error_cb)(struct xenbus_watcher *w, int err);
 };
 int xenbus_watcher_init(struct xenbus_watcher *w, struct ev_loop *loop, struct xs_handle *xs,
 			xenbus_watch_cb *cb, void *opaque);

@@ -528,12 +528,112 @@ static void release_domains(void)
 	}
 }
 
+/*
+ * Scans run at most once per loop iteration, whatever the number of events: a worker
+ * or toolstack writing many keys (carrier, statistics, features) must not make the
+ * supervisor fall behind its xenstore connection.
+ */
+static ev_prepare scan_prep;
+static bool scan_vbd, scan_vif, scan_release;
+
+static void scan_prepare_cb(struct ev_loop *l, ev_prepare *p, int revents)
+{
+	if (scan_release) {
+		scan_release = false;
+		release_domains();
+	}
+	if (scan_vbd) {
+		scan_vbd = false;
+		scan_type("vbd");
+	}
+	if (scan_vif) {
+		scan_vif = false;
+		scan_type("vif");
+	}
+}
+
+/* Events that can change what we serve: the type directory itself, a frontend's or a
+ * device's directory, and a device's online or state key. */
+static bool relevant(const char *path, const char *type)
+{
+	char base[160];
+	const char *rest, *key;
+	size_t n;
+	int slashes = 0;
+
+	n = (size_t)snprintf(base, sizeof(base), "%s/backend/%s", self_path, type);
+	if (strncmp(path, base, n) != 0)
+		return false;
+	rest = path + n;
+	for (const char *c = rest; *c; c++)
+		slashes += *c == '/';
+	if (slashes <= 2)
+		return true; /* backend/<type>, /<fe> or /<fe>/<devid> */
+	if (slashes > 3)
+		return false;
+	key = strrchr(rest, '/') + 1;
+	return strcmp(key, "online") == 0 || strcmp(key, "state") == 0;
+}
+
 static void watch_cb(struct xenbus_watcher *wt, const char *path, const char *token)
 {
 	if (strcmp(token, "release") == 0)
-		release_domains();
-	else
-		scan_type(token);
+		scan_release = true;
+	else if (strcmp(token, "vbd") == 0 && relevant(path, "vbd"))
+		scan_vbd = true;
+	else if (strcmp(token, "vif") == 0 && relevant(path, "vif"))
+		scan_vif = true;
+}
+
+static struct xenbus_watcher watcher;
+static ev_timer reconnect_timer;
+
+static int watch_all(void)
+{
+	char p[128];
+
+	xenbus_watcher_init(&watcher, loop, xs, watch_cb, NULL);
+	watcher.error_cb = NULL; /* set by the caller once everything is watched */
+	snprintf(p, sizeof(p), "%s/backend/vbd", self_path);
+	if (xenbus_watch(&watcher, p, "vbd"))
+		return -1;
+	snprintf(p, sizeof(p), "%s/backend/vif", self_path);
+	if (xenbus_watch(&watcher, p, "vif"))
+		return -1;
+	if (xenbus_watch(&watcher, "@releaseDomain", "release"))
+		return -1;
+	return 0;
+}
+
+static void watch_error_cb(struct xenbus_watcher *w, int err);
+
+/* Lost xenstore (xenstored restarted, or dropped us): reconnect and rescan. The devices
+ * we know keep their workers; the rescan picks up what changed meanwhile. */
+static void reconnect_cb(struct ev_loop *l, ev_timer *t, int revents)
+{
+	struct xs_handle *nxs = xenbus_xs_open();
+
+	if (!nxs) {
+		log_warn(NULL, "xenstore still unreachable: %s", strerror(errno));
+		return; /* the repeating timer tries again */
+	}
+	xenbus_watcher_deinit(&watcher);
+	xs_close(xs);
+	xs = nxs;
+	if (watch_all() != 0) {
+		log_warn(NULL, "re-watching xenstore failed: %s", strerror(errno));
+		return;
+	}
+	watcher.error_cb = watch_error_cb;
+	ev_timer_stop(l, t);
+	log_info(NULL, "xenstore connection restored");
+	scan_vbd = scan_vif = scan_release = true;
+}
+
+static void watch_error_cb(struct xenbus_watcher *w, int err)
+{
+	log_err(NULL, "lost the xenstore connection (%s): reconnecting", strerror(-err));
+	ev_timer_again(loop, &reconnect_timer);
 }
 
 /* ---- operations: the control socket ---- */
@@ -785,7 +885,6 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct xenbus_watcher watcher;
 	ev_signal sigterm, sigint, sighup;
 	ev_child child;
 	ev_io listen_io;
@@ -844,19 +943,15 @@ int main(int argc, char **argv)
 
 	ev_child_init(&child, child_cb, 0, 0);
 	ev_child_start(loop, &child);
-	xenbus_watcher_init(&watcher, loop, xs, watch_cb, NULL);
-	{
-		char p[128];
-
-		snprintf(p, sizeof(p), "%s/backend/vbd", self_path);
-		if (xenbus_watch(&watcher, p, "vbd"))
-			return 1;
-		snprintf(p, sizeof(p), "%s/backend/vif", self_path);
-		if (xenbus_watch(&watcher, p, "vif"))
-			return 1;
-		if (xenbus_watch(&watcher, "@releaseDomain", "release"))
-			return 1;
+	ev_prepare_init(&scan_prep, scan_prepare_cb);
+	ev_prepare_start(loop, &scan_prep);
+	ev_init(&reconnect_timer, reconnect_cb);
+	reconnect_timer.repeat = 0.5;
+	if (watch_all() != 0) {
+		log_err(NULL, "watching xenstore: %s", strerror(errno));
+		return 1;
 	}
+	watcher.error_cb = watch_error_cb;
 	if (open_listen() != 0)
 		log_warn(NULL, "control socket %s: %s", sock_path, strerror(errno));
 	else {
