@@ -28,7 +28,7 @@ elif [ "${SPLITPV_DEMO_INNER:-}" = netns ]; then
 else
 	NET_MODE=tap
 fi
-GUEST_NS=splitpv-demo-guest
+GUEST_NS=splitpv-demo-$$
 GUEST_MAC=00:16:3e:00:00:01
 BIN=${SPLITPV_BUILD:-$PWD/build/default}/bin
 DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/splitpv-demo.XXXXXX)}

@@ -183,6 +183,8 @@ static int disk_demo(struct shim_guest *g, const char *vdev, const struct blkfro
 			mismatches++;
 	}
 	rd_mbs = bytes / 1048576.0 / (now_s() - t);
+	free(buf);
+	free(rd);
 	if (rc) {
 		fprintf(stderr, "splitpv-guest: I/O error: %s\n", strerror(-rc));
 		blkfront_close(bf);
