@@ -22,6 +22,7 @@
 #include "frontend-shim/netfront.h"
 #include "frontend-shim/toolstack.h"
 #include "tests/integration/shim_harness.h"
+#include "xenbus/xs.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -862,6 +863,25 @@ out:
 	netfront_close(nf2);
 	netfront_close(nf1);
 	if (ts) {
+		/* A fresh connection: shim_ts arms its wait timers from its loop's cached
+		 * time, which is as old as the attach (see net_shim's ts_refresh). */
+		struct shim_ts *fresh = NULL;
+
+		if (shim_ts_open(&fresh, &cfg) == 0) {
+			shim_ts_close(ts);
+			ts = fresh;
+		}
+		/* Detach once the backends have written Closed (see net_shim: a detach racing
+		 * that write can leave the toolstack waiting out its timeout). */
+		for (int i = 0; i < 100; i++) {
+			int s0 = -1, s1 = -1;
+
+			xenbus_read_state(shim_ts_xs(ts), XBT_NULL, "/local/domain/0/backend/vif/1/0", &s0);
+			xenbus_read_state(shim_ts_xs(ts), XBT_NULL, "/local/domain/0/backend/vif/1/1", &s1);
+			if ((s0 == XenbusStateClosed || s0 < 0) && (s1 == XenbusStateClosed || s1 < 0))
+				break;
+			usleep(20000);
+		}
 		shim_ts_device_detach(ts, DOMID, SHIM_TS_VIF, 1);
 		shim_ts_device_detach(ts, DOMID, SHIM_TS_VIF, 0);
 	}

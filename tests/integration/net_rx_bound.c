@@ -380,8 +380,17 @@ int main(int argc, char **argv)
 out:
 	netfront_close(nf);
 	nf = NULL;
-	if (ts)
+	if (ts) {
+		/* A fresh connection: shim_ts arms its wait timers from its loop's cached
+		 * time, stale after the flood (see net_shim's ts_refresh). */
+		struct shim_ts *fresh = NULL;
+
+		if (shim_ts_open(&fresh, &cfg) == 0) {
+			shim_ts_close(ts);
+			ts = fresh;
+		}
 		shim_ts_device_detach(ts, 1, SHIM_TS_VIF, 0);
+	}
 	shim_guest_destroy(g);
 	shim_ts_close(ts);
 	if (splitpvd > 0) {
