@@ -1030,6 +1030,10 @@ static int ts_wait(struct shim_ts *ts, struct ts_waiter *w, size_t n, unsigned i
 	}
 	if (!rc && ts->nr_pending) {
 		ev_timer_init(&timer, ts_timeout_cb, timeout_ms / 1000.0, 0.);
+		/* libev's clock is whatever it was when the loop last ran (maybe long
+		 * ago, the toolstack idles between calls): refresh it, or the timeout
+		 * fires early. */
+		ev_now_update(ts->loop);
 		ev_timer_start(ts->loop, &timer);
 		ev_run(ts->loop, 0);
 		ev_timer_stop(ts->loop, &timer);
@@ -1124,6 +1128,10 @@ static int ts_exec(struct shim_ts *ts, char *const argv[], char *const extra_env
 		ev_io_init(&io, ts_child_cb, pidfd, EV_READ);
 		ev_timer_init(&timer, ts_timeout_cb, timeout_ms / 1000.0, 0.);
 		ev_io_start(ts->loop, &io);
+		/* libev's clock is whatever it was when the loop last ran (maybe long
+		 * ago, the toolstack idles between calls): refresh it, or the timeout
+		 * fires early. */
+		ev_now_update(ts->loop);
 		ev_timer_start(ts->loop, &timer);
 		ev_run(ts->loop, 0);
 		ev_io_stop(ts->loop, &io);
