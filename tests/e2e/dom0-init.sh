@@ -42,6 +42,13 @@ $XL info | grep -E 'xen_version|nr_cpus|free_memory'
 # backing files live in RAM: punch-hole capable, so discard shows up in st_blocks
 mount -t tmpfs -o size=1400m disks /disks || fin FAIL-tmpfs
 
+export E2E_BACKEND=$(sed -n 's/.*e2e\.backend=\([a-z]*\).*/\1/p' /proc/cmdline)
+if [ "$E2E_BACKEND" = kernel ]; then
+	# comparison run: the kernel's blkback serves every backend/vbd, no splitpvd
+	for m in $(cat /etc/modules.kernel-backends); do insmod "/$m"; done
+	say "KERNEL-BLKBACK loaded: splitpvd not started"
+	echo $$ > $E2E_RUN/splitpvd.pid
+else
 # splitpv logs without time: stamp each line with dom0 uptime
 mkfifo $E2E_RUN/splitpvd.fifo
 while IFS= read -r l; do echo "[$(up)] $l"; done < $E2E_RUN/splitpvd.fifo > /var/log/splitpvd.log &
@@ -54,6 +61,7 @@ if ! kill -0 "$(cat $E2E_RUN/splitpvd.pid)" 2>/dev/null; then
 	fin FAIL-splitpvd
 fi
 say "SPLITPVD-UP pid=$(cat $E2E_RUN/splitpvd.pid)"
+fi
 
 : > $E2E_RUN/results
 : > $E2E_RUN/dmesg.seen

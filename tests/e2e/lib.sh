@@ -49,8 +49,15 @@ guest_cfg() {
 }
 
 # disk_spec VDEV FILE: a standard xl disk line that splitpvd serves (script= keeps it phy)
+# With E2E_BACKEND=kernel (comparison runs) the file goes behind a loop device, which is
+# what the kernel's xen-blkback needs; the same script publishes physical-device for it.
 disk_spec() {
-	echo "vdev=$1,access=rw,format=raw,script=$BLOCK_SCRIPT,target=$2"
+	_t=$2
+	if [ "${E2E_BACKEND:-splitpv}" = kernel ]; then
+		_t=$(losetup -f)
+		losetup "$_t" "$2" || return 1
+	fi
+	echo "vdev=$1,access=rw,format=raw,script=$BLOCK_SCRIPT,target=$_t"
 }
 
 # vdev_id xvdX: the xenstore devid of a single-letter xvd disk (202<<8 | n<<4)

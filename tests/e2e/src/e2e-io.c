@@ -1,8 +1,8 @@
 /*
  * e2e-io — the guest-side block workload of the real-Xen end-to-end tests: writes and
  * verifies self-describing 4 KiB blocks with O_DIRECT, and measures IOPS/bandwidth with
- * one thread per outstanding request. Built static (gcc -static) by tests/e2e/build.sh so
- * the domU initramfs needs no library closure; fio's role in docs/E2E.md.
+ * one thread per outstanding request. Built by tests/e2e/build.sh against glibc only, so
+ * the domU initramfs needs no fio library closure (docs/E2E.md).
  *
  *   e2e-io verify DEV [-t THREADS] [-n OPS] [-b MAXBS] [-s SEED] [-r MiB]
  *   e2e-io stress DEV -T SECS [-t THREADS] [-b MAXBS] [-s SEED]
