@@ -37,6 +37,8 @@ struct blk_config {
 };
 void blk_config_default(struct blk_config *cfg);
 
+#define BLK_LAT_BUCKETS 25 /* up to ~33 s */
+
 /* Per-device counters (Linux blkback's statistics/ plus what we can see). */
 struct blk_stats {
 	uint64_t rd_req, wr_req, flush_req, barrier_req, discard_req, indirect_req;
@@ -45,7 +47,12 @@ struct blk_stats {
 	uint64_t oo_req;                    /* times we stopped taking requests (no resources) */
 	uint64_t notify_in, notify_out;
 	uint64_t pgrant_hits, pgrant_misses;
+	/* Request latency, taken to answered: bucket i counts [2^i, 2^(i+1)) us. */
+	uint64_t lat_hist[BLK_LAT_BUCKETS];
 };
+/* Latency percentile (0 < pct < 100) from the histogram, as the bucket's upper bound in
+ * us; 0 when nothing was counted. */
+uint64_t blk_stats_latency_us(const struct blk_stats *s, double pct);
 
 struct blk_dev;
 
@@ -61,6 +68,7 @@ struct blk_inflight {
 	uint8_t stage;                      /* index in the request's storage-op chain */
 	bool copy_path;                     /* data moves by grant copy (else persistent) */
 	bool has_buffers;                   /* buffers attached (and write data copied in) */
+	uint64_t t_taken_ns;                /* when it left the ring (latency histogram) */
 	int status;                         /* BLKIF_RSP_* so far */
 	struct blk_io io;
 	int jent;                           /* its crash-journal entry, or -1 */

@@ -124,8 +124,45 @@ static void release_data(struct blk_queue *q, struct blk_inflight *f)
 
 static void queue_free(struct blk_queue *q);
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void count_latency(struct blk_stats *s, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned int b = 0;
+
+	while (us > 1 && b < BLK_LAT_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	s->lat_hist[b]++;
+}
+
+uint64_t blk_stats_latency_us(const struct blk_stats *s, double pct)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned int b = 0; b < BLK_LAT_BUCKETS; b++)
+		total += s->lat_hist[b];
+	if (!total)
+		return 0;
+	for (unsigned int b = 0; b < BLK_LAT_BUCKETS; b++) {
+		seen += s->lat_hist[b];
+		if ((double)seen * 100.0 >= pct * (double)total)
+			return 2ull << b;
+	}
+	return 2ull << (BLK_LAT_BUCKETS - 1);
+}
+
 static void finish(struct blk_queue *q, struct blk_inflight *f)
 {
+	count_latency(&q->dev->stats, now_ns() - f->t_taken_ns);
 	release_data(q, f);
 	queue_respond(q, f->req.id, f->req.rsp_op, (int16_t)f->status);
 	if (f->jent >= 0 && q->jq) {
@@ -440,6 +477,7 @@ static enum dispatch_result dispatch(struct blk_queue *q, struct blk_inflight *f
 	struct blkif_request native;
 	int rc;
 
+	f->t_taken_ns = now_ns();
 	blkif_abi_req_to_native(q->dev->abi, guest_req, &native);
 	f->req.seg = f->segs;
 	f->stage = 0;

@@ -102,6 +102,16 @@ void blk_dev_stats_snapshot(struct blk_dev *dev)
 			break;
 		len += (size_t)n;
 	}
+	{
+		int n = snprintf(text + len, sizeof(text) - len,
+				 "latency_p50_us %llu\nlatency_p99_us %llu\nlatency_p999_us %llu\n",
+				 (unsigned long long)blk_stats_latency_us(&dev->stats, 50),
+				 (unsigned long long)blk_stats_latency_us(&dev->stats, 99),
+				 (unsigned long long)blk_stats_latency_us(&dev->stats, 99.9));
+
+		if (n > 0 && (size_t)n < sizeof(text) - len)
+			len += (size_t)n;
+	}
 	xenbus_journal_stats_write(&dev->journal, text, len);
 }
 

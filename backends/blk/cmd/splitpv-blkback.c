@@ -21,14 +21,16 @@ static void print_stats(const struct blk_dev *dev)
 	log_info(dev->xb.name,
 		 "stats: rd_req %llu wr_req %llu flush %llu barrier %llu discard %llu "
 		 "indirect %llu rd_sect %llu wr_sect %llu errors %llu eopnotsupp %llu "
-		 "oo_req %llu notify in/out %llu/%llu reconnects %lu",
+		 "oo_req %llu notify in/out %llu/%llu reconnects %lu latency p50/p99 <= %llu/%llu us",
 		 (unsigned long long)s->rd_req, (unsigned long long)s->wr_req,
 		 (unsigned long long)s->flush_req, (unsigned long long)s->barrier_req,
 		 (unsigned long long)s->discard_req, (unsigned long long)s->indirect_req,
 		 (unsigned long long)s->rd_sect, (unsigned long long)s->wr_sect,
 		 (unsigned long long)s->errors, (unsigned long long)s->eopnotsupp,
 		 (unsigned long long)s->oo_req, (unsigned long long)s->notify_in,
-		 (unsigned long long)s->notify_out, dev->xb.reconnects);
+		 (unsigned long long)s->notify_out, dev->xb.reconnects,
+		 (unsigned long long)blk_stats_latency_us(s, 50),
+		 (unsigned long long)blk_stats_latency_us(s, 99));
 }
 
 static void *blk_dev_new(const void *cfg)
