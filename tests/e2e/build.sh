@@ -72,7 +72,7 @@ done
 cp -u "$SYS/boot/vmlinuz-$KVER" "$CACHE/vmlinuz"
 
 # ---- 3. the guest workload tool ----
-# Dynamic, like busybox: static glibc programs crashed at random in this lab (docs/E2E.md).
+# Linked like busybox, against the glibc already in the guest image.
 if [ ! -x "$W/e2e-io" ] || [ "$HERE/src/e2e-io.c" -nt "$W/e2e-io" ] || [ "$0" -nt "$W/e2e-io" ]; then
 	log "building e2e-io"
 	gcc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \

@@ -49,18 +49,18 @@ if [ "$E2E_BACKEND" = kernel ]; then
 	say "KERNEL-BLKBACK loaded: splitpvd not started"
 	echo $$ > $E2E_RUN/splitpvd.pid
 else
-# splitpv logs without time: stamp each line with dom0 uptime
-mkfifo $E2E_RUN/splitpvd.fifo
-while IFS= read -r l; do echo "[$(up)] $l"; done < $E2E_RUN/splitpvd.fifo > /var/log/splitpvd.log &
-# dom0 has one vCPU here: offer the guests as many queues as Linux blkback would on 4
-/usr/lib/splitpv/bin/splitpvd -- --max-queues 4 > $E2E_RUN/splitpvd.fifo 2>&1 &
-echo $! > $E2E_RUN/splitpvd.pid
-sleep 0.5
-if ! kill -0 "$(cat $E2E_RUN/splitpvd.pid)" 2>/dev/null; then
-	cat /var/log/splitpvd.log
-	fin FAIL-splitpvd
-fi
-say "SPLITPVD-UP pid=$(cat $E2E_RUN/splitpvd.pid)"
+	# splitpv logs without time: stamp each line with dom0 uptime
+	mkfifo $E2E_RUN/splitpvd.fifo
+	while IFS= read -r l; do echo "[$(up)] $l"; done < $E2E_RUN/splitpvd.fifo > /var/log/splitpvd.log &
+	# dom0 has one vCPU here: offer the guests as many queues as Linux blkback would on 4
+	/usr/lib/splitpv/bin/splitpvd -- --max-queues 4 > $E2E_RUN/splitpvd.fifo 2>&1 &
+	echo $! > $E2E_RUN/splitpvd.pid
+	sleep 0.5
+	if ! kill -0 "$(cat $E2E_RUN/splitpvd.pid)" 2>/dev/null; then
+		cat /var/log/splitpvd.log
+		fin FAIL-splitpvd
+	fi
+	say "SPLITPVD-UP pid=$(cat $E2E_RUN/splitpvd.pid)"
 fi
 
 : > $E2E_RUN/results
