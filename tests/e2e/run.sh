@@ -9,6 +9,7 @@
 #        E2E_VERBOSE=1 (echo Xen's own lines too), E2E_STRICT=1 (XFAIL counts as FAIL),
 #        E2E_ONLY=10,20 (run only the scenarios with these numbers),
 #        E2E_SMP=N (emulated CPUs, default 1), E2E_CPU=MODEL (TCG, default max,-smap),
+#        E2E_DOM0_MEM (default 1536M),
 #        E2E_BACKEND=kernel (same scenarios on the kernel's xen-blkback, for comparison),
 #        E2E_STDIN=FIFO (QEMU's serial input: Ctrl-A x3 then a Xen debug key, e.g. 'd')
 # Exit 0 when every scenario passed (XFAIL allowed unless E2E_STRICT=1), 77 when QEMU or
@@ -69,7 +70,7 @@ ln -sfn "$(basename "$LOG")" "$CACHE/runs/latest.log"
 # One emulated CPU by default: TCG then needs one host thread, and on a loaded 2-CPU host
 # that boots faster than -smp 2 (docs/E2E.md, "Known lab problems").
 SMP=${E2E_SMP:-1}
-XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=1536M,max:1536M dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all"
+XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=${E2E_DOM0_MEM:-1536M},max:${E2E_DOM0_MEM:-1536M} dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all"
 DOM0_CMDLINE="console=hvc0 earlyprintk=xen loglevel=4 e2e.only=${E2E_ONLY:-all} e2e.strict=${E2E_STRICT:-0} e2e.backend=${E2E_BACKEND:-splitpv}"
 others=$(pgrep -c -x "qemu-system-x86" 2>/dev/null)
 echo "e2e: mode $MODE, $SMP emulated CPU(s), timeout ${TIMEOUT}s, images built in ${T_BUILD}s, log $LOG"
