@@ -5,6 +5,8 @@
  */
 #include "frontend-shim/blkfront.h"
 
+#include "frontend-shim/front_xs.h"
+
 #include "ring/ring.h"
 #include "xenbus/xs.h"
 
@@ -82,37 +84,9 @@ static uint64_t now_ms(void)
 
 /* ---- xenstore handshake ---- */
 
-/* Wait until the backend's state is one of the wanted ones (bitmask). */
 static int wait_backend_state(struct blkfront *bf, unsigned int want_mask, int *state_out)
 {
-	char path[XENBUS_PATH_MAX];
-	uint64_t deadline = now_ms() + (uint64_t)bf->o.timeout_ms;
-	int rc = -ETIMEDOUT, st = -1;
-
-	xenbus_path(path, sizeof(path), bf->be, "state");
-	if (!xs_watch(bf->xs, path, "bf-wait"))
-		return -errno;
-	for (;;) {
-		struct pollfd pfd = { .fd = xs_fileno(bf->xs), .events = POLLIN };
-		char **vec;
-		uint64_t now;
-
-		while ((vec = xs_check_watch(bf->xs)) != NULL)
-			free(vec);
-		if (xenbus_read_state(bf->xs, XBT_NULL, bf->be, &st) == 0 &&
-		    (want_mask & (1u << st))) {
-			rc = 0;
-			break;
-		}
-		now = now_ms();
-		if (now >= deadline)
-			break;
-		poll(&pfd, 1, (int)(deadline - now));
-	}
-	xs_unwatch(bf->xs, path, "bf-wait");
-	if (state_out)
-		*state_out = st;
-	return rc;
+	return front_xs_wait_state(bf->xs, bf->be, want_mask, bf->o.timeout_ms, state_out);
 }
 
 static unsigned int read_be_uint(struct blkfront *bf, const char *key, unsigned int def)
@@ -681,7 +655,6 @@ int blkfront_open(struct blkfront **out, struct shim_guest *g, unsigned int devi
 {
 	struct blkfront *bf = calloc(1, sizeof(*bf));
 	unsigned int be_order, be_queues, be_ind;
-	char *be = NULL;
 	int rc;
 
 	if (!bf)
@@ -691,20 +664,11 @@ int blkfront_open(struct blkfront **out, struct shim_guest *g, unsigned int devi
 	bf->o = *opts;
 	if (!bf->o.timeout_ms)
 		bf->o.timeout_ms = 10000;
-	bf->xs = shim_guest_xs_open(g);
-	if (!bf->xs) {
+	rc = front_xs_open(g, "vbd", devid, &bf->xs, bf->fe, bf->be, &bf->backend_id);
+	if (rc) {
 		free(bf);
-		return -errno;
+		return rc;
 	}
-	snprintf(bf->fe, sizeof(bf->fe), "/local/domain/%u/device/vbd/%u", shim_guest_domid(g),
-		 devid);
-	rc = xenbus_read_str(bf->xs, XBT_NULL, bf->fe, "backend", &be);
-	rc = rc ?: xenbus_read_uint(bf->xs, XBT_NULL, bf->fe, "backend-id", 0, 0x7FEF,
-				    &bf->backend_id);
-	if (rc)
-		goto fail;
-	snprintf(bf->be, sizeof(bf->be), "%s", be);
-	free(be);
 
 	rc = wait_backend_state(bf, 1u << XenbusStateInitWait | 1u << XenbusStateConnected, NULL);
 	if (rc)

@@ -5,6 +5,8 @@
  */
 #include "frontend-shim/netfront.h"
 
+#include "frontend-shim/front_xs.h"
+
 #include "backends/net/parse.h"
 #include "ring/ring.h"
 #include "xenbus/xs.h"
@@ -92,31 +94,7 @@ static uint64_t now_ms(void)
 
 static int wait_backend_state(struct netfront *nf, unsigned int want_mask)
 {
-	char path[XENBUS_PATH_MAX];
-	uint64_t deadline = now_ms() + (uint64_t)nf->o.timeout_ms;
-	int rc = -ETIMEDOUT, st = -1;
-
-	xenbus_path(path, sizeof(path), nf->be, "state");
-	if (!xs_watch(nf->xs, path, "nf-wait"))
-		return -errno;
-	for (;;) {
-		struct pollfd pfd = { .fd = xs_fileno(nf->xs), .events = POLLIN };
-		char **vec;
-		uint64_t now;
-
-		while ((vec = xs_check_watch(nf->xs)) != NULL)
-			free(vec);
-		if (xenbus_read_state(nf->xs, XBT_NULL, nf->be, &st) == 0 && (want_mask & (1u << st))) {
-			rc = 0;
-			break;
-		}
-		now = now_ms();
-		if (now >= deadline)
-			break;
-		poll(&pfd, 1, (int)(deadline - now));
-	}
-	xs_unwatch(nf->xs, path, "nf-wait");
-	return rc;
+	return front_xs_wait_state(nf->xs, nf->be, want_mask, nf->o.timeout_ms, NULL);
 }
 
 static bool be_bool(struct netfront *nf, const char *key)
@@ -234,7 +212,6 @@ int netfront_open(struct netfront **out, struct shim_guest *g, unsigned int devi
 {
 	struct netfront *nf = calloc(1, sizeof(*nf));
 	unsigned int be_q = 1;
-	char *be = NULL;
 	int rc;
 
 	if (!nf)
@@ -245,20 +222,11 @@ int netfront_open(struct netfront **out, struct shim_guest *g, unsigned int devi
 	nf->cport = -1;
 	if (!nf->o.timeout_ms)
 		nf->o.timeout_ms = 10000;
-	nf->xs = shim_guest_xs_open(g);
-	if (!nf->xs) {
+	rc = front_xs_open(g, "vif", devid, &nf->xs, nf->fe, nf->be, &nf->backend_id);
+	if (rc) {
 		free(nf);
-		return -errno;
+		return rc;
 	}
-	snprintf(nf->fe, sizeof(nf->fe), "/local/domain/%u/device/vif/%u", shim_guest_domid(g),
-		 devid);
-	rc = xenbus_read_str(nf->xs, XBT_NULL, nf->fe, "backend", &be);
-	rc = rc ?: xenbus_read_uint(nf->xs, XBT_NULL, nf->fe, "backend-id", 0, 0x7FEF,
-				    &nf->backend_id);
-	if (rc)
-		goto fail;
-	snprintf(nf->be, sizeof(nf->be), "%s", be);
-	free(be);
 	rc = wait_backend_state(nf, 1u << XenbusStateInitWait | 1u << XenbusStateConnected);
 	if (rc)
 		goto fail;
