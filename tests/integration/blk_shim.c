@@ -10,6 +10,7 @@
 #include "frontend-shim/blkfront.h"
 #include "frontend-shim/guest.h"
 #include "frontend-shim/toolstack.h"
+#include "tests/integration/disk_check.h"
 #include "tests/integration/shim_harness.h"
 
 #include <fcntl.h>
@@ -20,39 +21,9 @@
 #define DISK_MB 64
 #define DOMID 1
 
-static int failures;
-#define CHECK(cond, ...)                                                                \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                   \
-			fprintf(stderr, "\n");                                          \
-			failures++;                                                     \
-		}                                                                       \
-	} while (0)
-
 static struct shim_harness shim;
 static pid_t splitpvd = -1;
 static char disk[300];
-
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t s = seed | 1;
-
-	for (size_t i = 0; i + 8 <= len; i += 8) {
-		uint64_t v = xorshift(&s);
-
-		memcpy(buf + i, &v, 8);
-	}
-}
 
 static int start_splitpvd(const char *argv0)
 {
@@ -75,85 +46,6 @@ struct combo {
 	bool persistent;
 	enum blkif_abi abi;
 };
-
-/* Random writes of random sizes, then read everything back and compare. */
-static void verify_data(struct blkfront *bf, const char *what)
-{
-	const struct blkfront_info *in = blkfront_info(bf);
-	size_t disk_bytes = (size_t)in->sectors * in->sector_size;
-	size_t maxio = blkfront_max_io(bf);
-	uint8_t *shadow = calloc(1, disk_bytes), *buf = malloc(maxio), *rd = malloc(maxio);
-	uint64_t seed = 0x1234567 + (uint64_t)time(NULL);
-	struct blkfront_io ios[48];
-	uint8_t *bufs[48];
-	int rc;
-
-	/* Start from a known state: the file may hold data of the previous combo. */
-	memset(buf, 0, maxio);
-	for (size_t off = 0; off < disk_bytes; off += maxio) {
-		rc = blkfront_write(bf, off / 512, buf,
-				    disk_bytes - off < maxio ? disk_bytes - off : maxio);
-		CHECK(rc == 0, "%s: zeroing at %zu: %d", what, off, rc);
-		if (rc)
-			goto out;
-	}
-	/* A burst of concurrent writes spread over every queue. */
-	for (int i = 0; i < 48; i++) {
-		size_t len = ((xorshift(&seed) % (maxio / 512)) + 1) * 512;
-		uint64_t sector = xorshift(&seed) % ((disk_bytes - len) / 512);
-
-		bufs[i] = malloc(len);
-		fill(bufs[i], len, seed);
-		ios[i] = (struct blkfront_io){ .op = BF_WRITE, .sector = sector, .buf = bufs[i],
-					       .len = len, .queue = (unsigned int)i,
-					       .status = 99 };
-	}
-	for (int i = 0; i < 48;) {
-		rc = blkfront_submit(bf, &ios[i]);
-		if (rc == -EAGAIN) {
-			blkfront_kick(bf);
-			blkfront_poll(bf, 100);
-			continue;
-		}
-		CHECK(rc == 0, "%s: submit: %d", what, rc);
-		if (rc)
-			goto out;
-		i++;
-	}
-	blkfront_kick(bf);
-	for (int spins = 0; blkfront_inflight(bf) && spins < 200; spins++)
-		blkfront_poll(bf, 100);
-	CHECK(blkfront_inflight(bf) == 0, "%s: requests never answered", what);
-	/* Apply in submission order per byte: later writes win where they overlap only if
-	 * they completed later, so verify against a sequential replay instead. */
-	for (int i = 0; i < 48; i++)
-		CHECK(ios[i].status == BLKIF_RSP_OKAY, "%s: write %d status %d", what, i,
-		      ios[i].status);
-	/* Overlapping concurrent writes have no defined order: rewrite them in sequence. */
-	for (int i = 0; i < 48; i++) {
-		rc = blkfront_write(bf, ios[i].sector, bufs[i], ios[i].len);
-		CHECK(rc == 0, "%s: sequential write %d: %d", what, i, rc);
-		memcpy(shadow + ios[i].sector * 512, bufs[i], ios[i].len);
-		free(bufs[i]);
-	}
-	for (size_t off = 0; off < disk_bytes; off += maxio) {
-		size_t n = disk_bytes - off < maxio ? disk_bytes - off : maxio;
-
-		rc = blkfront_read(bf, off / 512, rd, n);
-		CHECK(rc == 0, "%s: read at %zu: %d", what, off, rc);
-		if (rc)
-			break;
-		if (memcmp(rd, shadow + off, n) != 0) {
-			CHECK(0, "%s: data mismatch in [%zu, %zu)", what, off, off + n);
-			break;
-		}
-	}
-	CHECK(blkfront_flush(bf) == 0, "%s: flush", what);
-out:
-	free(shadow);
-	free(buf);
-	free(rd);
-}
 
 static struct blkfront *attach_and_open(struct shim_ts *ts, struct shim_guest *g,
 					const char *spec_str, const struct blkfront_opts *o,
