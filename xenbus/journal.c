@@ -223,6 +223,42 @@ int xenbus_journal_recover(struct xenbus_journal *j, unsigned int q, unsigned in
 	return (int)n;
 }
 
+int xenbus_journal_blob_write(struct xenbus_journal *j, const void *data, size_t len)
+{
+	struct xenbus_journal_hdr *h = j->hdr;
+	uint32_t next;
+
+	if (!h)
+		return -EINVAL;
+	if (len > XENBUS_JOURNAL_BLOB)
+		return -EMSGSIZE;
+	/* Only the device thread writes: the other copy is ours until the bump. */
+	next = h->blob_gen + 1;
+	memcpy(h->blob[next & 1u], data, len);
+	h->blob_len[next & 1u] = (uint32_t)len;
+	STORE_REL(&h->blob_gen, next);
+	return 0;
+}
+
+int xenbus_journal_blob_read(const struct xenbus_journal *j, void *out, size_t len)
+{
+	const struct xenbus_journal_hdr *h = j->hdr;
+	uint32_t gen, n;
+
+	if (!h || j->size < sizeof(*h))
+		return -EINVAL;
+	gen = LOAD_ACQ(&h->blob_gen);
+	if (gen == 0)
+		return 0;
+	n = h->blob_len[gen & 1u];
+	if (n > XENBUS_JOURNAL_BLOB)
+		return -EPROTO;
+	if (n > len)
+		n = (uint32_t)len;
+	memcpy(out, h->blob[gen & 1u], n);
+	return (int)n;
+}
+
 void xenbus_journal_stats_write(struct xenbus_journal *j, const void *stats, size_t len)
 {
 	struct xenbus_journal_hdr *h = j->hdr;

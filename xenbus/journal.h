@@ -4,7 +4,9 @@
  * holds the ring position (requests taken, responses published) and a private copy of
  * every request taken whose response is not yet published, so a restarted worker can
  * re-attach to the live rings and finish what its predecessor had in flight. It also
- * carries a stats snapshot the supervisor reads for `splitpv stats`.
+ * carries a stats snapshot the supervisor reads for `splitpv stats`, and a small device
+ * blob: state the frontend set up through the rings and would not repeat (the netif
+ * hash configuration and multicast list), written by the device thread.
  * Counterpart: the in-flight shadow Linux blkfront keeps for resume (xen-blkfront.c).
  *
  * Crash consistency: one thread writes a queue's part; every store that publishes
@@ -13,7 +15,9 @@
  * xenbus_journal_recover() reads correctly. The journal is our own memory, never the
  * guest's; the recovering worker still range-checks it.
  * Threading: a queue's records belong to the device thread; the stats area is a seqlock
- * (one writer, any number of readers in other processes).
+ * (one writer, any number of readers in other processes). The blob is double-buffered:
+ * the copy not in use is written, then blob_gen is bumped (release), so a worker killed
+ * mid-write leaves the previous blob in force.
  */
 #ifndef SPLITPV_XENBUS_JOURNAL_H
 #define SPLITPV_XENBUS_JOURNAL_H
@@ -23,9 +27,10 @@
 #include <stdint.h>
 
 #define XENBUS_JOURNAL_MAGIC 0x4c4e524a56505353ull /* "SSPVJRNL" */
-#define XENBUS_JOURNAL_VERSION 1u
+#define XENBUS_JOURNAL_VERSION 2u      /* 2: device blob */
 #define XENBUS_JOURNAL_PAYLOAD 120u   /* bytes of request kept per entry (blkif: 112) */
 #define XENBUS_JOURNAL_STATS 1024u    /* bytes of stats snapshot */
+#define XENBUS_JOURNAL_BLOB 2048u     /* bytes of device blob */
 #define XENBUS_JOURNAL_MAX_QUEUES 64u
 #define XENBUS_JOURNAL_MAX_ENTS 4096u /* per queue */
 
@@ -61,6 +66,10 @@ struct xenbus_journal_hdr {
 	uint32_t stats_seq;           /* seqlock: odd while the snapshot is being written */
 	uint32_t stats_len;
 	uint8_t stats[XENBUS_JOURNAL_STATS];
+	uint32_t blob_gen;            /* blobs written this connection; blob[gen & 1] is current */
+	uint32_t blob_len[2];
+	uint32_t pad;
+	uint8_t blob[2][XENBUS_JOURNAL_BLOB];
 	/* then nr_queues struct xenbus_journal_queue, then nr_queues * nr_ents entries */
 };
 
@@ -119,6 +128,14 @@ void xenbus_journal_ent_free(struct xenbus_journal_ent *e);
  * (rsp_prod past req_cons, more outstanding than entries).
  */
 int xenbus_journal_recover(struct xenbus_journal *j, unsigned int q, unsigned int *redo);
+
+/* ---- device blob (reset by xenbus_journal_format) ---- */
+/* Make data the current blob; -EMSGSIZE if len > XENBUS_JOURNAL_BLOB, -EINVAL if unmapped.
+ * Call before publishing a response whose effect the blob records. */
+int xenbus_journal_blob_write(struct xenbus_journal *j, const void *data, size_t len);
+/* Copy the current blob (at most len bytes); its length, 0 if none, or -EPROTO if the
+ * journal's record of it is impossible. */
+int xenbus_journal_blob_read(const struct xenbus_journal *j, void *out, size_t len);
 
 /* ---- stats snapshot (seqlock) ---- */
 void xenbus_journal_stats_write(struct xenbus_journal *j, const void *stats, size_t len);
