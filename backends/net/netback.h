@@ -12,6 +12,7 @@
 #include "ring/ring.h"
 #include "xenbus/device.h"
 #include "xenbus/hv.h"
+#include "xenbus/journal.h"
 
 #include <ev.h>
 #include <net/if.h>
@@ -22,6 +23,12 @@
 #define NET_MCAST_MAX 64u             /* XEN_NETBK_MCAST_MAX */
 #define NET_FRAME_MAX (65535u + NET_ETH_HLEN + 4u)
 #define NET_RX_BATCH 64u              /* frames per grant-copy batch */
+/* Crash journal: TX ring of queue i is journal queue 2i, its RX ring 2i + 1, the ctrl
+ * ring 2 * nr_queues; entries per journal queue (>= every netif ring's size). */
+#define NET_JOURNAL_ENTS 256u
+#define NET_JQ_TX(i) (2u * (i))
+#define NET_JQ_RX(i) (2u * (i) + 1u)
+#define NET_JQ_CTRL(nq) (2u * (nq))
 
 /* Administrator's configuration (defaults from net_config_default). */
 struct net_config {
@@ -103,6 +110,7 @@ struct net_queue {
 	bool stalled;
 	struct hv_copy_seg *rxsegs;       /* NET_RX_BATCH * 17 */
 	struct net_stats stats;
+	int jtx, jrx;                     /* journal queues of the rings, -1: none */
 	bool need_tx_notify, need_rx_notify;
 	ev_prepare push_prep;             /* push and notify once per loop iteration */
 };
@@ -126,6 +134,7 @@ struct net_dev {
 	struct hv_evt *ctrl_evt;
 	int ctrl_port;
 	ev_io ctrl_io;
+	int jctrl;                        /* journal queue of the ctrl ring, -1: none */
 	struct net_hash hash;
 	/* multicast filter */
 	uint8_t mcast[NET_MCAST_MAX][6];
@@ -139,6 +148,13 @@ struct net_dev {
 	/* rate as last read from the backend's "rate" key (bytes, usecs; 0 = unlimited) */
 	uint64_t rate_bytes, rate_usecs;
 	bool carrier;
+	bool tap_persist;                 /* TUNSETPERSIST on: the tap outlives this worker */
+	/* crash journal kept by the supervisor (journal.fd -1: none) */
+	struct xenbus_journal journal;
+	bool journal_on;                  /* formatted (or resumed) for this connection */
+	bool resuming;                    /* this worker takes over a live connection */
+	ev_timer stats_timer;             /* stats snapshot into the journal */
+	struct net_stats stats_base;      /* counters of the workers before this one */
 };
 
 /* Device ops for xenbus_device_start (xenbus.c). priv = a struct net_dev with cfg set. */
@@ -147,6 +163,15 @@ extern const struct xenbus_device_ops net_xenbus_ops;
 void net_dev_init(struct net_dev *dev, const struct net_config *cfg);
 /* Sum of every queue's counters. */
 void net_dev_stats(const struct net_dev *dev, struct net_stats *sum);
+/* Adopt the device's crash journal (fd -1: none) before xenbus_device_start/resume, in
+ * the device's thread. Returns true if the journal says the device is live (Connected
+ * under a worker that died): resume it. The fd stays the caller's. */
+bool net_dev_journal_init(struct net_dev *dev, int fd);
+/* Final counters to the log and the journal, journal unmapped. */
+void net_dev_done(struct net_dev *dev);
+/* Record the state the frontend set up through the rings (hash configuration,
+ * multicast list) in the journal; before the response that confirms it is published. */
+void net_dev_save_state(struct net_dev *dev);
 
 /* ---- tap.c ---- */
 /* Create (or attach to) tap ifname with n queues (IFF_MULTI_QUEUE when n > 1), vnet
@@ -157,6 +182,9 @@ int net_tap_set_offload(int fd, bool csum, bool tso4, bool tso6);
 /* IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE. 0 or -errno. */
 int net_tap_queue_enable(int fd, bool on);
 int net_tap_set_carrier(int fd, bool on);
+/* TUNSETPERSIST: a persistent tap survives its last fd closing (a dead worker), with
+ * its ifindex, address and bridge port; the next worker attaches to it by name. */
+int net_tap_set_persist(int fd, bool on);
 int net_tap_set_mtu(const char *ifname, unsigned int mtu);
 int net_tap_set_mac(const char *ifname, const uint8_t mac[6]);
 
@@ -166,6 +194,25 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 		   struct hv_evt *evt, int tx_port, int rx_port, struct net_queue **out);
 /* Stop watchers, unbind, unmap, free queued frames. NULL ok. */
 void net_queue_close(struct net_queue *q);
+/*
+ * Journaling of a netif ring. Every netif ring answers its requests one response per
+ * request slot, in request order (TX: first slot, NULL per extra, then each frag; RX: a
+ * GSO extra-info response takes a request slot as well; ctrl: one to one), so request
+ * index i is answered at index i and journaled in entry i mod the ring size.
+ * jqi < 0 or no journal: plain ring operations.
+ */
+/* The n requests just taken (at reqs, req_size each, the last at req_cons - 1). */
+void net_journal_taken(struct net_dev *dev, int jqi, const struct ring_back *r,
+		       const void *reqs, size_t req_size, unsigned int n);
+/* Publish the responses written: journaled responded and rsp_prod first, then the ring;
+ * their entries free after. Returns ring_back_push's "notify". */
+bool net_ring_push(struct net_dev *dev, int jqi, struct ring_back *r);
+/* Take over a ring from a worker that died: position r at the journal's indices, copy
+ * the requests taken and not answered into reqs (oldest first, at most r->nr_ents) and
+ * publish the responses already made. Returns their count or -EPROTO/-ENOMEM. */
+int net_journal_resume(struct net_dev *dev, int jqi, struct ring_back *r, void *reqs,
+		       size_t req_size);
+
 /* New credit parameters (rate key changed). */
 void net_queue_set_rate(struct net_queue *q, uint64_t bytes, uint64_t usecs);
 
@@ -182,6 +229,9 @@ int net_mcast_add(struct net_dev *dev, const uint8_t addr[6]);
 void net_mcast_del(struct net_dev *dev, const uint8_t addr[6]);
 /* ---- ctrl.c ---- */
 void net_ctrl_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* After a worker died: answer the ctrl requests it had taken and not answered. 0 or
+ * -errno (-EPROTO: journal unusable). */
+int net_ctrl_resume(struct net_dev *dev);
 
 uint64_t net_now_us(void);
 

@@ -1,12 +1,14 @@
 /*
  * queue — one netif queue: TX and RX rings, their event channel(s) and the tap fd
- * it reads, built over mapped rings at connect and torn down in reverse.
+ * it reads, built over mapped rings at connect (or taken over from a worker that died,
+ * from the crash journal) and torn down in reverse; the journal glue of every ring.
  * Counterpart: Linux xen-netback interface.c (xenvif_init_queue, xenvif_connect_data).
  */
 #include "backends/net/netback.h"
 
 #include "xenbus/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,106 @@ void net_queue_set_rate(struct net_queue *q, uint64_t bytes, uint64_t usecs)
 	}
 }
 
+/* ---- crash journal glue (see netback.h) ---- */
+
+void net_journal_taken(struct net_dev *dev, int jqi, const struct ring_back *r,
+		       const void *reqs, size_t req_size, unsigned int n)
+{
+	struct xenbus_journal *j = &dev->journal;
+	uint32_t first = r->req_cons - n;
+
+	if (jqi < 0 || !dev->journal_on || n == 0)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t idx = first + i;
+		struct xenbus_journal_ent *e =
+			xenbus_journal_ent(j, (unsigned int)jqi, idx & (r->nr_ents - 1));
+
+		/* Its previous user (idx - nr_ents) was answered and published before this
+		 * take could happen: every take follows a push of all written responses. */
+		assert(e->state == XENBUS_JOURNAL_FREE);
+		xenbus_journal_ent_take(e, idx, (const uint8_t *)reqs + i * req_size, req_size);
+	}
+	xenbus_journal_set_req_cons(xenbus_journal_queue(j, (unsigned int)jqi), r->req_cons);
+}
+
+bool net_ring_push(struct net_dev *dev, int jqi, struct ring_back *r)
+{
+	struct xenbus_journal *j = &dev->journal;
+	struct xenbus_journal_queue *jq;
+	uint32_t from, to = r->rsp_prod_pvt;
+	bool notify;
+
+	if (jqi < 0 || !dev->journal_on)
+		return ring_back_push(r);
+	jq = xenbus_journal_queue(j, (unsigned int)jqi);
+	from = jq->rsp_prod;
+	/* Responded before rsp_prod moves past them, or recovery would find requests
+	 * below rsp_prod still taken. */
+	for (uint32_t i = from; i != to; i++)
+		xenbus_journal_ent_responded(
+			xenbus_journal_ent(j, (unsigned int)jqi, i & (r->nr_ents - 1)), i);
+	xenbus_journal_set_rsp_prod(jq, to);
+	notify = ring_back_push(r);
+	for (uint32_t i = from; i != to; i++)
+		xenbus_journal_ent_free(xenbus_journal_ent(j, (unsigned int)jqi, i & (r->nr_ents - 1)));
+	return notify;
+}
+
+int net_journal_resume(struct net_dev *dev, int jqi, struct ring_back *r, void *reqs,
+		       size_t req_size)
+{
+	struct xenbus_journal *j = &dev->journal;
+	struct xenbus_journal_queue *jq;
+	uint32_t req_cons, rsp_prod;
+	unsigned int *redo;
+	int n;
+
+	if (jqi < 0 || !dev->journal_on || r->nr_ents > j->hdr->nr_ents)
+		return -EPROTO;
+	redo = calloc(j->hdr->nr_ents, sizeof(*redo));
+	if (!redo)
+		return -ENOMEM;
+	jq = xenbus_journal_queue(j, (unsigned int)jqi);
+	n = xenbus_journal_recover(j, (unsigned int)jqi, redo);
+	req_cons = jq->req_cons;
+	rsp_prod = jq->rsp_prod;
+	/* Our own memory, but checked like guest input: the ring invariants depend on it. */
+	if (n >= 0 && (req_cons - rsp_prod > r->nr_ents || (uint32_t)n != req_cons - rsp_prod))
+		n = -EPROTO;
+	for (int i = 0; n > 0 && i < n; i++) {
+		const struct xenbus_journal_ent *e = xenbus_journal_ent(j, (unsigned int)jqi, redo[i]);
+
+		/* One entry per ring index, answered in order: exactly rsp_prod .. req_cons. */
+		if (e->req_idx != rsp_prod + (uint32_t)i || redo[i] != (e->req_idx & (r->nr_ents - 1)) ||
+		    e->len != req_size) {
+			n = -EPROTO;
+			break;
+		}
+		memcpy((uint8_t *)reqs + (size_t)i * req_size, e->payload, req_size);
+	}
+	free(redo);
+	if (n < 0)
+		return n;
+	r->req_cons = req_cons;
+	r->rsp_prod_pvt = rsp_prod;
+	/* The journal's rsp_prod is never behind the ring's (it is written first): publish
+	 * what the dead worker may have journaled and not yet published. */
+	ring_back_push(r);
+	return n;
+}
+
+static void queue_free(struct net_queue *q)
+{
+	free(q->rx_spare);
+	free(q->txreqs);
+	free(q->rxreqs);
+	free(q->txpkt);
+	free(q->txsegs);
+	free(q->rxsegs);
+	free(q);
+}
+
 int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *rx_addr,
 		   struct hv_evt *evt, int tx_port, int rx_port, struct net_queue **out)
 {
@@ -80,6 +182,7 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 		return -ENOMEM;
 	q->dev = dev;
 	q->idx = idx;
+	q->jtx = q->jrx = -1;
 	snprintf(q->name, sizeof(q->name), "%s/q%u", dev->xb.name, idx);
 	rc = ring_back_attach(&q->tx, tx_addr, NET_PAGE_SIZE, sizeof(union netif_tx_sring_entry), 0);
 	rc = rc ?: ring_back_attach(&q->rx, rx_addr, NET_PAGE_SIZE,
@@ -94,13 +197,32 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 	q->txsegs = calloc(NET_TX_FATAL_SLOTS + 1, sizeof(*q->txsegs));
 	q->rxsegs = calloc((size_t)NET_RX_BATCH * 18, sizeof(*q->rxsegs));
 	if (!q->txreqs || !q->rxreqs || !q->txpkt || !q->txsegs || !q->rxsegs) {
-		free(q->txreqs);
-		free(q->rxreqs);
-		free(q->txpkt);
-		free(q->txsegs);
-		free(q->rxsegs);
-		free(q);
+		queue_free(q);
 		return -ENOMEM;
+	}
+	if (dev->journal_on) {
+		q->jtx = (int)NET_JQ_TX(idx);
+		q->jrx = (int)NET_JQ_RX(idx);
+	}
+	if (dev->resuming) {
+		/* TX: the slots the dead worker had taken are parsed and sent again (a frame
+		 * may go out twice; no slot goes unanswered). RX: the buffers it had taken
+		 * are posted buffers again; the frames it had queued from the tap are lost. */
+		int ntx = net_journal_resume(dev, q->jtx, &q->tx, q->txreqs, sizeof(*q->txreqs));
+		int nrx = ntx < 0 ? ntx
+				  : net_journal_resume(dev, q->jrx, &q->rx, q->rxreqs,
+						       sizeof(*q->rxreqs));
+
+		if (ntx < 0 || nrx < 0) {
+			log_err(q->name, "journal unusable (%d): can't resume", ntx < 0 ? ntx : nrx);
+			queue_free(q);
+			return -EPROTO;
+		}
+		q->tx_have = (unsigned int)ntx;
+		q->rx_have = (unsigned int)nrx;
+		log_info(q->name, "resumed: tx at %u/%u (%d slot(s) redone), rx at %u/%u (%d "
+			 "buffer(s) kept)", q->tx.req_cons, q->tx.rsp_prod_pvt, ntx, q->rx.req_cons,
+			 q->rx.rsp_prod_pvt, nrx);
 	}
 	/* From here on the queue owns the rings and the event channel. */
 	q->tx_addr = tx_addr;
@@ -126,6 +248,12 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 		q->tap_reading = true;
 	}
 	*out = q;
+	if (dev->resuming) {
+		/* Whatever the frontend waited for while no worker ran. */
+		hv_evt_notify(evt, (uint32_t)tx_port);
+		if (rx_port != tx_port)
+			hv_evt_notify(evt, (uint32_t)rx_port);
+	}
 	/* Requests the frontend published before we bound the channel. */
 	net_tx_kick(q);
 	net_rx_kick(q);
@@ -169,11 +297,5 @@ void net_queue_close(struct net_queue *q)
 		 (unsigned long long)q->stats.rx_stalls,
 		 (unsigned long long)q->stats.rx_queue_full,
 		 (unsigned long long)q->stats.rx_queue_peak_pkts);
-	free(q->rx_spare);
-	free(q->txreqs);
-	free(q->rxreqs);
-	free(q->txpkt);
-	free(q->txsegs);
-	free(q->rxsegs);
-	free(q);
+	queue_free(q);
 }

@@ -236,7 +236,7 @@ static unsigned int frame_slots(const struct net_frame *f, uint8_t xgso)
 
 static void rx_push(struct net_queue *q)
 {
-	if (ring_back_push(&q->rx)) {
+	if (net_ring_push(q->dev, q->jrx, &q->rx)) {
 		hv_evt_notify(q->evt, (uint32_t)q->rx_port);
 		q->stats.notify_out++;
 	}
@@ -277,6 +277,8 @@ void net_rx_kick(struct net_queue *q)
 					xenbus_device_fatal(&dev->xb, "rx ring: bogus request index");
 					return;
 				}
+				net_journal_taken(dev, q->jrx, &q->rx, q->rxreqs + q->rx_have,
+						  sizeof(*q->rxreqs), (unsigned int)n);
 				q->rx_have += (unsigned int)n;
 			}
 			if (q->rx_have - used < need)

@@ -1,7 +1,9 @@
 /*
  * tap — the host side of a vif: a tap device named vif<domid>.<devid> with a
  * virtio-net header on every frame (so GSO and checksum offload cross without
- * software segmentation) and one fd per queue (IFF_MULTI_QUEUE).
+ * software segmentation) and one fd per queue (IFF_MULTI_QUEUE). Persistent while its
+ * device lives, so a worker's death doesn't take the host's side of the NIC (its
+ * ifindex, bridge port, addresses) with it.
  * Counterpart: Linux xen-netback interface.c (the vif netdev).
  */
 #include "backends/net/netback.h"
@@ -72,6 +74,11 @@ int net_tap_queue_enable(int fd, bool on)
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
 	return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}
+
+int net_tap_set_persist(int fd, bool on)
+{
+	return ioctl(fd, TUNSETPERSIST, (unsigned long)on) < 0 ? -errno : 0;
 }
 
 int net_tap_set_carrier(int fd, bool on)

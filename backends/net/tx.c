@@ -152,7 +152,7 @@ static void tx_send(struct net_queue *q, const struct net_tx_pkt *pkt, int16_t *
 
 static void tx_push(struct net_queue *q)
 {
-	if (ring_back_push(&q->tx)) {
+	if (net_ring_push(q->dev, q->jtx, &q->tx)) {
 		hv_evt_notify(q->evt, (uint32_t)q->tx_port);
 		q->stats.notify_out++;
 	}
@@ -175,6 +175,9 @@ void net_tx_kick(struct net_queue *q)
 			xenbus_device_fatal(&dev->xb, "tx ring: impossible number of requests");
 			return;
 		}
+		/* Journaled before any of it is used (a restarted worker redoes them). */
+		net_journal_taken(dev, q->jtx, &q->tx, q->txreqs + q->tx_have, sizeof(*q->txreqs),
+				  (unsigned int)n);
 		q->tx_have += (unsigned int)n;
 		if (q->tx_have == 0) {
 			if (!ring_back_final_check(&q->tx))
@@ -216,6 +219,8 @@ void net_tx_kick(struct net_queue *q)
 					st[0] = NETIF_RSP_ERROR;
 				if (pkt.mcast_del)
 					net_mcast_del(dev, pkt.mcast_addr);
+				/* Recorded before the response that confirms it is published. */
+				net_dev_save_state(dev);
 				break;
 			}
 			tx_answer(q, &pkt, st);

@@ -3,7 +3,10 @@
  * read and range-check every frontend key, map the rings of every queue, bind the
  * event channels and the ctrl ring (connect), undo it in reverse (disconnect), apply a
  * changed "rate" live and follow the frontend's request-multicast-control while
- * connected. Keys as in XEN-FACTS.md §4.6.
+ * connected. Keys as in XEN-FACTS.md §4.6. The crash journal: a worker restarted after
+ * its predecessor died takes the connection over (same tap, same rings and event
+ * channels, the journal's ring positions and the hash and multicast state) without
+ * the frontend seeing a state change.
  * Counterpart: Linux drivers/net/xen-netback/xenbus.c.
  */
 #include "backends/net/netback.h"
@@ -11,6 +14,7 @@
 #include "xenbus/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +46,13 @@ void net_dev_init(struct net_dev *dev, const struct net_config *cfg)
 	for (unsigned int i = 0; i < NET_MAX_QUEUES; i++)
 		dev->tapfds[i] = -1;
 	dev->ctrl_port = -1;
+	dev->jctrl = -1;
+	xenbus_journal_init(&dev->journal, -1);
 }
 
 void net_dev_stats(const struct net_dev *dev, struct net_stats *sum)
 {
-	memset(sum, 0, sizeof(*sum));
+	*sum = dev->stats_base;
 	for (unsigned int i = 0; dev->queues && i < dev->nr_queues; i++) {
 		const uint64_t *a = (const uint64_t *)&dev->queues[i]->stats;
 		uint64_t *s = (uint64_t *)sum;
@@ -56,6 +62,131 @@ void net_dev_stats(const struct net_dev *dev, struct net_stats *sum)
 		for (size_t k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
 			s[k] += a[k];
 	}
+}
+
+/* ---- crash journal: device state and stats snapshot ---- */
+
+#define NET_STATE_MAGIC 0x4e455431u /* "NET1" */
+
+/* What the frontend set up through the rings, as kept in the journal's device blob. */
+struct net_state_blob {
+	uint32_t magic;
+	uint32_t nr_mcast;
+	struct net_hash hash;
+	uint8_t mcast[NET_MCAST_MAX][6];
+};
+_Static_assert(sizeof(struct net_state_blob) <= XENBUS_JOURNAL_BLOB, "fits the journal blob");
+
+static const struct {
+	const char *name;
+	size_t off;
+} stat_fields[] = {
+#define F(x) { #x, offsetof(struct net_stats, x) }
+	F(tx_packets), F(tx_bytes), F(tx_gso), F(tx_csum_blank), F(tx_errors), F(tx_bad_grant),
+	F(tx_tap_errors), F(tx_csum_fixup), F(tx_credit_waits), F(rx_packets), F(rx_bytes),
+	F(rx_gso), F(rx_dropped_expired), F(rx_dropped_filtered), F(rx_dropped_unsupported),
+	F(rx_copy_errors), F(rx_queue_full), F(rx_stalls), F(notify_in), F(notify_out),
+#undef F
+};
+
+void net_dev_save_state(struct net_dev *dev)
+{
+	struct net_state_blob b;
+
+	if (!dev->journal_on)
+		return;
+	memset(&b, 0, sizeof(b));
+	b.magic = NET_STATE_MAGIC;
+	b.nr_mcast = dev->nr_mcast;
+	b.hash = dev->hash;
+	memcpy(b.mcast, dev->mcast, sizeof(b.mcast));
+	xenbus_journal_blob_write(&dev->journal, &b, sizeof(b));
+}
+
+/* Back what the dead worker had recorded; our own memory, still range-checked. */
+static void restore_state(struct net_dev *dev)
+{
+	struct net_state_blob b;
+	int n = xenbus_journal_blob_read(&dev->journal, &b, sizeof(b));
+
+	if (n == 0)
+		return; /* the frontend set nothing up */
+	if (n != (int)sizeof(b) || b.magic != NET_STATE_MAGIC || b.nr_mcast > NET_MCAST_MAX ||
+	    b.hash.mapping_size > NET_HASH_MAPPING_MAX) {
+		log_warn(dev->xb.name, "journal: device state unusable: hash and multicast reset");
+		return;
+	}
+	dev->hash = b.hash;
+	dev->nr_mcast = b.nr_mcast;
+	memcpy(dev->mcast, b.mcast, sizeof(dev->mcast));
+	log_info(dev->xb.name, "kept: hash algorithm %u flags %#x mapping %u, %u multicast "
+		 "address(es)", dev->hash.alg, dev->hash.flags, dev->hash.mapping_size,
+		 dev->nr_mcast);
+}
+
+static void stats_snapshot(struct net_dev *dev)
+{
+	char text[XENBUS_JOURNAL_STATS];
+	struct net_stats sum;
+	size_t len = 0;
+
+	if (!dev->journal.hdr)
+		return;
+	net_dev_stats(dev, &sum);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		uint64_t v;
+		int n;
+
+		memcpy(&v, (const uint8_t *)&sum + stat_fields[i].off, sizeof(v));
+		n = snprintf(text + len, sizeof(text) - len, "%s %llu\n", stat_fields[i].name,
+			     (unsigned long long)v);
+		if (n < 0 || (size_t)n >= sizeof(text) - len)
+			break;
+		len += (size_t)n;
+	}
+	xenbus_journal_stats_write(&dev->journal, text, len);
+}
+
+static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	stats_snapshot(w->data);
+}
+
+bool net_dev_journal_init(struct net_dev *dev, int fd)
+{
+	char text[XENBUS_JOURNAL_STATS + 1];
+	char *save = NULL;
+	int n;
+
+	xenbus_journal_init(&dev->journal, fd);
+	dev->journal_on = false;
+	dev->resuming = false;
+	if (fd < 0 || xenbus_journal_map(&dev->journal) != 0 || !dev->journal.hdr)
+		return false;
+	/* Counters carry on across restarts: the last snapshot is our base. */
+	n = xenbus_journal_stats_read(&dev->journal, text, sizeof(text) - 1);
+	text[n > 0 ? n : 0] = '\0';
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char key[32];
+		unsigned long long v;
+
+		if (sscanf(l, "%31s %llu", key, &v) != 2)
+			continue;
+		for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+			if (strcmp(key, stat_fields[i].name) == 0)
+				memcpy((uint8_t *)&dev->stats_base + stat_fields[i].off,
+				       &(uint64_t){ v }, sizeof(uint64_t));
+	}
+	dev->resuming = dev->journal.hdr->magic == XENBUS_JOURNAL_MAGIC &&
+			dev->journal.hdr->version == XENBUS_JOURNAL_VERSION &&
+			__atomic_load_n(&dev->journal.hdr->active, __ATOMIC_ACQUIRE) == 1;
+	return dev->resuming;
+}
+
+void net_dev_done(struct net_dev *dev)
+{
+	stats_snapshot(dev);
+	xenbus_journal_unmap(&dev->journal);
 }
 
 /* "bytes,usecs" as libxl writes it; absent or malformed = unlimited (as Linux). */
@@ -88,6 +219,8 @@ static int set_carrier(struct net_dev *dev, bool on)
 
 /* ---- probe: tap, features → InitWait ---- */
 
+static void net_remove(struct xenbus_device *xb);
+
 static int net_probe(struct xenbus_device *xb)
 {
 	struct net_dev *dev = NET_DEV(xb);
@@ -110,8 +243,16 @@ static int net_probe(struct xenbus_device *xb)
 		return rc;
 	}
 	dev->ntapfds = n;
+	/* The tap outlives a worker that dies (the hotplug script enslaved it once); a
+	 * restarted worker attaches to it by name. Cleared at removal. */
+	rc = net_tap_set_persist(dev->tapfds[0], true);
+	if (rc)
+		log_warn(xb->name, "tap %s: TUNSETPERSIST: %s (a worker restart recreates it)",
+			 dev->ifname, strerror(-rc));
+	dev->tap_persist = rc == 0;
 	/* As the Linux vif: the host side never claims the guest's MAC. */
-	net_tap_set_mac(dev->ifname, vif_mac);
+	if (!dev->resuming)
+		net_tap_set_mac(dev->ifname, vif_mac);
 	read_rate(dev);
 
 	rc = 0;
@@ -129,12 +270,16 @@ static int net_probe(struct xenbus_device *xb)
 	rc = rc ?: xenbus_printf(xb->xs, XBT_NULL, xb->nodename, "multi-queue-max-queues", "%u", n);
 	rc = rc ?: xenbus_printf(xb->xs, XBT_NULL, xb->nodename, "feature-ctrl-ring", "%d",
 				 dev->cfg.ctrl_ring);
-	rc = rc ?: set_carrier(dev, false);
+	/* Taking over a live NIC: its carrier stays as it is until we are connected. */
+	if (!dev->resuming)
+		rc = rc ?: set_carrier(dev, false);
 	if (rc) {
 		log_err(xb->name, "writing features: %s", strerror(-rc));
+		net_remove(xb);
 		return rc;
 	}
-	log_info(xb->name, "tap %s, %u queue(s) offered, mtu %u", dev->ifname, n, dev->mtu);
+	log_info(xb->name, "tap %s (ifindex %u), %u queue(s) offered, mtu %u", dev->ifname,
+		 if_nametoindex(dev->ifname), n, dev->mtu);
 	return 0;
 }
 
@@ -142,6 +287,10 @@ static void net_remove(struct xenbus_device *xb)
 {
 	struct net_dev *dev = NET_DEV(xb);
 
+	/* A clean removal: the tap goes with its last fd. */
+	if (dev->tap_persist && dev->ntapfds)
+		net_tap_set_persist(dev->tapfds[0], false);
+	dev->tap_persist = false;
 	for (unsigned int i = 0; i < dev->ntapfds; i++) {
 		if (dev->tapfds[i] >= 0)
 			close(dev->tapfds[i]);
@@ -300,6 +449,7 @@ fail:
 
 static void disconnect_ctrl(struct net_dev *dev)
 {
+	dev->jctrl = -1;
 	if (dev->ctrl_evt) {
 		ev_io_stop(dev->xb.loop, &dev->ctrl_io);
 		if (dev->ctrl_port >= 0)
@@ -346,6 +496,16 @@ static int connect_ctrl(struct net_dev *dev)
 	ev_io_init(&dev->ctrl_io, net_ctrl_cb, hv_evt_fd(dev->ctrl_evt), EV_READ);
 	dev->ctrl_io.data = dev;
 	ev_io_start(xb->loop, &dev->ctrl_io);
+	if (dev->journal_on)
+		dev->jctrl = (int)NET_JQ_CTRL(dev->nr_queues);
+	if (dev->resuming) {
+		rc = net_ctrl_resume(dev);
+		if (rc) {
+			log_err(xb->name, "ctrl ring: journal unusable (%d): can't resume", rc);
+			goto fail;
+		}
+		hv_evt_notify(dev->ctrl_evt, (uint32_t)dev->ctrl_port);
+	}
 	return 0;
 fail:
 	disconnect_ctrl(dev);
@@ -356,16 +516,23 @@ static void net_disconnect(struct xenbus_device *xb)
 {
 	struct net_dev *dev = NET_DEV(xb);
 
+	/* A clean disconnect: nothing to resume from here on. */
+	ev_timer_stop(xb->loop, &dev->stats_timer);
+	xenbus_journal_set_active(&dev->journal, false);
+	dev->journal_on = false;
+	dev->resuming = false;
 	if (dev->ntapfds && dev->carrier)
 		set_carrier(dev, false);
 	mcast_unwatch(dev);
 	disconnect_ctrl(dev);
 	if (dev->queues) {
+		net_dev_stats(dev, &dev->stats_base); /* the counters outlive the queues */
 		for (unsigned int i = 0; i < dev->nr_queues; i++)
 			net_queue_close(dev->queues[i]);
 		free(dev->queues);
 		dev->queues = NULL;
 	}
+	stats_snapshot(dev);
 	dev->nr_queues = 0;
 	memset(&dev->hash, 0, sizeof(dev->hash));
 	dev->nr_mcast = 0;
@@ -409,10 +576,29 @@ static int net_connect(struct xenbus_device *xb)
 	rc = hv_gnt_open(&dev->gnt);
 	if (rc)
 		return rc;
+	dev->nr_queues = nq;
+	if (dev->journal.fd >= 0) {
+		unsigned int njq = NET_JQ_CTRL(nq) + 1;
+
+		if (dev->resuming && xenbus_journal_matches(&dev->journal, njq, NET_JOURNAL_ENTS)) {
+			dev->journal_on = true;
+			restore_state(dev);
+		} else {
+			if (dev->resuming)
+				log_warn(xb->name, "journal doesn't match the connection: not resuming");
+			dev->resuming = false;
+			rc = xenbus_journal_format(&dev->journal, njq, NET_JOURNAL_ENTS);
+			if (rc)
+				log_err(xb->name, "journal: %s (serving without)", strerror(-rc));
+			dev->journal_on = rc == 0;
+			/* Consistent from the first request on: a worker dying mid-connect is
+			 * taken over like any other. */
+			xenbus_journal_set_active(&dev->journal, dev->journal_on);
+		}
+	}
 	dev->queues = calloc(nq, sizeof(*dev->queues));
 	if (!dev->queues)
 		return -ENOMEM;
-	dev->nr_queues = nq;
 	for (unsigned int i = 0; i < nq; i++) {
 		char dir[XENBUS_PATH_MAX], sub[24];
 
@@ -440,11 +626,20 @@ static int net_connect(struct xenbus_device *xb)
 	if (rc)
 		return rc;
 	mcast_watch(dev);
+	if (dev->journal_on) {
+		if (dev->resuming)
+			dev->journal.hdr->restarts++;
+		ev_timer_init(&dev->stats_timer, stats_cb, 0.25, 0.25);
+		dev->stats_timer.data = dev;
+		ev_timer_start(xb->loop, &dev->stats_timer);
+	}
 	log_info(xb->name,
-		 "connected: %u queue(s)%s, sg %d gso4 %d gso6 %d csum4 %d csum6 %d mcast %d "
+		 "%s: %u queue(s)%s, sg %d gso4 %d gso6 %d csum4 %d csum6 %d mcast %d "
 		 "rate %" PRIu64 "/%" PRIu64 "us",
-		 nq, dev->ctrl_addr ? " + ctrl ring" : "", dev->sg, dev->gso4, dev->gso6,
-		 dev->csum4, dev->csum6, dev->mcast_ctrl, dev->rate_bytes, dev->rate_usecs);
+		 dev->resuming ? "resumed after a worker restart" : "connected", nq,
+		 dev->ctrl_addr ? " + ctrl ring" : "", dev->sg, dev->gso4, dev->gso6, dev->csum4,
+		 dev->csum6, dev->mcast_ctrl, dev->rate_bytes, dev->rate_usecs);
+	dev->resuming = false;
 	return 0;
 }
 

@@ -30,12 +30,32 @@ static struct xenbus_device *net_dev_xb(void *dev)
 	return &((struct net_dev *)dev)->xb;
 }
 
-/* No journal yet for netif: a restarted worker reconnects the device from scratch. */
+static bool net_dev_journal(void *dev, int journal_fd)
+{
+	return net_dev_journal_init(dev, journal_fd);
+}
+
+static void net_dev_done_cb(void *dev, bool started)
+{
+	(void)started;
+	net_dev_done(dev);
+}
+
+/*
+ * Every device has a crash journal (splitpvd's memfd): its rings' positions, the
+ * requests taken and not yet answered, and the hash and multicast state the frontend
+ * set up. A worker restarted after its predecessor died resumes a Connected device
+ * without a reconnect: the same persistent tap (ifindex, bridge port), the same rings
+ * and event channels, unanswered TX slots sent again, RX buffers kept; the backend
+ * state node never leaves Connected (a Linux netfront would not come back from Closed).
+ */
 static const struct worker_class net_worker = {
 	.prog = "splitpv-netback",
 	.ops = &net_xenbus_ops,
 	.dev_new = net_dev_new,
 	.dev_xb = net_dev_xb,
+	.dev_journal = net_dev_journal,
+	.dev_done = net_dev_done_cb,
 	.dev_free = free,
 };
 
@@ -53,6 +73,7 @@ static void usage(FILE *f)
 		"  --no-ctrl-ring        don't offer feature-ctrl-ring\n"
 		"  --no-split-evtchn     don't offer feature-split-event-channels\n"
 		"  --syslog              log to syslog instead of stderr\n"
+		"  --journal PATH=FD     crash journal (inherited memfd) of device PATH\n"
 		"  --control-fd FD       supervisor channel (splitpvd): more devices come on it\n"
 		"Options of splitpv-blkback that splitpvd passes to every worker are ignored.\n"
 		"Environment: SPLITPV_SHIM=<rundir> runs on the frontend shim instead of Xen.\n",
@@ -83,7 +104,7 @@ int main(int argc, char **argv)
 		{ "no-split-evtchn", no_argument, NULL, 'S' },
 		{ "syslog", no_argument, NULL, 'l' },
 		{ "control-fd", required_argument, NULL, 'c' },
-		{ "journal", required_argument, NULL, 'x' },
+		{ "journal", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		/* splitpv-blkback's, passed through by splitpvd */
 		{ "max-ring-order", required_argument, NULL, 'x' },
@@ -96,8 +117,12 @@ int main(int argc, char **argv)
 	struct net_config cfg;
 	int control_fd = -1;
 	bool ok = true;
-	int c, n;
+	char **journals;
+	int c, n, nj = 0, rc;
 
+	journals = calloc((size_t)argc, sizeof(char *));
+	if (!journals)
+		return 1;
 	net_config_default(&cfg);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -128,14 +153,19 @@ int main(int argc, char **argv)
 		case 'c':
 			control_fd = (int)num(optarg, &ok);
 			break;
+		case 'j':
+			journals[nj++] = optarg;
+			break;
 		case 'x':
 		case 'X':
 			break;
 		case 'h':
 			usage(stdout);
+			free(journals);
 			return 0;
 		default:
 			usage(stderr);
+			free(journals);
 			return 2;
 		}
 	}
@@ -143,11 +173,13 @@ int main(int argc, char **argv)
 	    cfg.rx_queue_max_pkts < 1 || cfg.rx_queue_max_bytes < 65536 || cfg.rx_stall_ms < 1 ||
 	    cfg.rx_drain_ms < 1) {
 		fprintf(stderr, "splitpv-netback: option out of range\n");
+		free(journals);
 		return 2;
 	}
 	n = argc - optind;
 	if (n < 1 && control_fd < 0) {
 		usage(stderr);
+		free(journals);
 		return 2;
 	}
 
@@ -156,5 +188,7 @@ int main(int argc, char **argv)
 	 * bounded by the RX queue bounds (plus this much slack). */
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
-	return worker_host_run(&net_worker, &cfg, argv + optind, n, NULL, 0, control_fd);
+	rc = worker_host_run(&net_worker, &cfg, argv + optind, n, journals, nj, control_fd);
+	free(journals);
+	return rc;
 }
