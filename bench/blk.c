@@ -14,6 +14,7 @@
 #include "frontend-shim/guest.h"
 #include "frontend-shim/toolstack.h"
 #include "ring/ring.h"
+#include "bench/bench.h"
 #include "tests/integration/shim_harness.h"
 
 #include <assert.h>
@@ -26,12 +27,10 @@
 
 #define DOMID 1
 #define FILE_BYTES (256ull << 20)
-#define MAX_ROUNDS 31
+#define MAX_ROUNDS BENCH_MAX_ROUNDS
 #define MAX_QD 128u
 
-static double run_seconds = 0.5;
-static unsigned int rounds = 5;
-static const char *only;
+static struct bench_opts opt;
 
 static struct shim_harness shim;
 static pid_t splitpvd = -1;
@@ -41,53 +40,12 @@ static char file_path[64] = "/dev/shm/splitpv-bench-blk-XXXXXX";
 static char null_script[PATH_MAX];
 static char worker_log[PATH_MAX];
 
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
 static double self_cpu(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
 	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* CPU seconds used so far by every thread of pid (schedstat: ns on a CPU). */
-static double proc_cpu(pid_t pid)
-{
-	char dir[64];
-	DIR *d;
-	struct dirent *e;
-	double sum = 0;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		char p[512];
-		unsigned long long ns;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s/schedstat", dir, e->d_name);
-		f = fopen(p, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &ns) == 1)
-			sum += ns / 1e9;
-		fclose(f);
-	}
-	closedir(d);
-	return sum;
 }
 
 /*
@@ -246,9 +204,9 @@ static int run_raw(const struct workload *w, struct result *r)
 		return rc;
 	}
 	memset(r, 0, sizeof(*r));
-	t0 = now();
+	t0 = bench_now();
 	c0 = self_cpu();
-	deadline = t0 + run_seconds;
+	deadline = t0 + opt.run_seconds;
 	for (unsigned int i = 0; i < w->qd; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
@@ -267,7 +225,7 @@ static int run_raw(const struct workload *w, struct result *r)
 	while (inflight) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;
-		bool stop = now() >= deadline;
+		bool stop = bench_now() >= deadline;
 
 		rc = io_uring_wait_cqe(&ring, &cqe);
 		if (rc)
@@ -304,7 +262,7 @@ static int run_raw(const struct workload *w, struct result *r)
 			break;
 		io_uring_submit(&ring);
 	}
-	r->wall = now() - t0;
+	r->wall = bench_now() - t0;
 	r->fe_cpu = self_cpu() - c0;
 	io_uring_queue_exit(&ring);
 	close(fd);
@@ -474,11 +432,11 @@ static int run_splitpv(struct dev *d, const struct workload *w, struct result *r
 			goto out;
 		}
 	}
-	t0 = now();
+	t0 = bench_now();
 	c0 = self_cpu();
-	b0 = proc_cpu(d->worker);
-	s0 = proc_cpu(shim.pid);
-	deadline = t0 + run_seconds;
+	b0 = bench_proc_cpu(d->worker);
+	s0 = bench_proc_cpu(shim.pid);
+	deadline = t0 + opt.run_seconds;
 	for (unsigned int i = 0; i < w->qd; i++) {
 		job_arm(&jobs[i]);
 		ready_push(&jobs[i]);
@@ -486,9 +444,9 @@ static int run_splitpv(struct dev *d, const struct workload *w, struct result *r
 	submit_ready(d);
 	last = t0;
 	while (!st.rc && (blkfront_inflight(d->bf) || st.ready)) {
-		double t_poll = now();
+		double t_poll = bench_now();
 		int n = blkfront_poll(d->bf, 1000);
-		double t = now();
+		double t = bench_now();
 
 		if (n < 0) {
 			st.rc = n;
@@ -507,10 +465,10 @@ static int run_splitpv(struct dev *d, const struct workload *w, struct result *r
 		st.stop = t >= deadline;
 		submit_ready(d);
 	}
-	r->wall = now() - t0;
+	r->wall = bench_now() - t0;
 	r->fe_cpu = self_cpu() - c0;
-	r->be_cpu = proc_cpu(d->worker) - b0;
-	r->shim_cpu = proc_cpu(shim.pid) - s0;
+	r->be_cpu = bench_proc_cpu(d->worker) - b0;
+	r->shim_cpu = bench_proc_cpu(shim.pid) - s0;
 	/* On an error, let what is in flight come back before the buffers go. */
 	for (int i = 0; i < 50 && blkfront_inflight(d->bf); i++)
 		blkfront_poll(d->bf, 100);
@@ -571,19 +529,6 @@ static void dev_close(struct dev *d)
 
 /* ---- comparisons ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* A side: raw (d == NULL) or a splitpv device. */
 struct side {
 	const char *label;
@@ -615,18 +560,18 @@ static int run_side(struct side *s, unsigned int round)
 
 static void print_side(struct side *s, bool bandwidth)
 {
-	double rate = median(s->rate, rounds);
+	double rate = bench_median(s->rate, opt.rounds);
 
 	if (bandwidth)
 		printf("  %-34s %9.0f MiB/s", s->label, rate * (double)s->w->bs / (1 << 20));
 	else
 		printf("  %-34s %9.0f IOPS ", s->label, rate);
 	printf("  %s CPU %3.0f%% (%.2f us/IO)", s->d ? "frontend" : "process ",
-	       100 * median(s->fe_util, rounds), median(s->fe_us, rounds));
+	       100 * bench_median(s->fe_util, opt.rounds), bench_median(s->fe_us, opt.rounds));
 	if (s->d)
 		printf("  backend CPU %3.0f%% (%.2f us/IO)  shim %2.0f%%",
-		       100 * median(s->be_util, rounds), median(s->be_us, rounds),
-		       100 * median(s->shim_util, rounds));
+		       100 * bench_median(s->be_util, opt.rounds), bench_median(s->be_us, opt.rounds),
+		       100 * bench_median(s->shim_util, opt.rounds));
 	if (s->stalls)
 		printf("  STALLS %u", s->stalls);
 	printf("\n");
@@ -640,7 +585,7 @@ static double compare(const char *title, struct side *a, struct side *b, bool ba
 
 	printf("%s\n", title);
 	fflush(stdout);
-	for (unsigned int i = 0; i < rounds; i++) {
+	for (unsigned int i = 0; i < opt.rounds; i++) {
 		seq_cursor = 0;
 		if (run_side(a, i))
 			return -1;
@@ -648,8 +593,8 @@ static double compare(const char *title, struct side *a, struct side *b, bool ba
 		if (run_side(b, i))
 			return -1;
 	}
-	ra = median(a->rate, rounds);
-	rb = median(b->rate, rounds);
+	ra = bench_median(a->rate, opt.rounds);
+	rb = bench_median(b->rate, opt.rounds);
 	print_side(a, bandwidth);
 	print_side(b, bandwidth);
 	printf("  ratio %s / %s: %.2f%s%s\n", b->label, a->label, rb / ra,
@@ -659,20 +604,15 @@ static double compare(const char *title, struct side *a, struct side *b, bool ba
 	if (!a->d && b->d)
 		printf("  CPU per I/O: raw %.2f us, splitpv backend %.2f us (raw/backend %.2f), "
 		       "blkfront %.2f us\n",
-		       median(a->fe_us, rounds), median(b->be_us, rounds),
-		       median(a->fe_us, rounds) / median(b->be_us, rounds),
-		       median(b->fe_us, rounds));
+		       bench_median(a->fe_us, opt.rounds), bench_median(b->be_us, opt.rounds),
+		       bench_median(a->fe_us, opt.rounds) / bench_median(b->be_us, opt.rounds),
+		       bench_median(b->fe_us, opt.rounds));
 	else if (a->d && b->d)
 		printf("  backend CPU per I/O B/A: %.2f\n",
-		       median(b->be_us, rounds) / median(a->be_us, rounds));
+		       bench_median(b->be_us, opt.rounds) / bench_median(a->be_us, opt.rounds));
 	fflush(stdout);
 	fflush(stdout);
 	return rb / ra;
-}
-
-static bool selected(const char *name)
-{
-	return !only || strstr(name, only) != NULL;
 }
 
 static void opts_base(struct blkfront_opts *o, unsigned int queues, unsigned int order,
@@ -731,7 +671,7 @@ static int run_all(void)
 
 	/* 1. 4 KiB random read, QD32, tmpfs: splitpv vs raw. Ring order 0 has exactly 32
 	 * slots, Linux blkfront's default. */
-	if (selected("randread4k")) {
+	if (bench_selected(&opt, "randread4k")) {
 		static const struct workload w = { "randread4k", BF_READ, false, 4096, 32,
 						   FILE_BYTES, true };
 
@@ -743,7 +683,7 @@ static int run_all(void)
 	/* 2. 1 MiB sequential read and write: one indirect request per MiB (256 segments),
 	 * QD4 (4 x 256 persistent grants fit the backend's 1056-grant pool). */
 	opts_base(&o, 1, 0, 256, true, 4);
-	if (selected("seqread1m")) {
+	if (bench_selected(&opt, "seqread1m")) {
 		static const struct workload w = { "seqread1m", BF_READ, true, 1u << 20, 4,
 						   FILE_BYTES, true };
 
@@ -751,7 +691,7 @@ static int run_all(void)
 					"(indirect 256, persistent)",
 					&w, &o, ">= 0.8");
 	}
-	if (selected("seqwrite1m")) {
+	if (bench_selected(&opt, "seqwrite1m")) {
 		static const struct workload w = { "seqwrite1m", BF_WRITE, true, 1u << 20, 4,
 						   FILE_BYTES, true };
 
@@ -760,7 +700,7 @@ static int run_all(void)
 					&w, &o, ">= 0.8");
 	}
 	/* 3. null driver: the backend's own cost; 1 queue vs 2 queues, QD32 per queue. */
-	if (selected("null")) {
+	if (bench_selected(&opt, "null")) {
 		static const struct workload w1 = { "null-1q", BF_READ, false, 4096, 32,
 						    1ull << 30, false };
 		static const struct workload w2 = { "null-2q", BF_READ, false, 4096, 64,
@@ -775,7 +715,7 @@ static int run_all(void)
 	}
 	/* 4. indirect vs no indirect at 1 MiB: without indirect each MiB is 24 requests of
 	 * <= 11 segments; ring order 2 (128 slots) so both keep 4 MiB in flight. */
-	if (selected("indirect")) {
+	if (bench_selected(&opt, "indirect")) {
 		static const struct workload w = { "indirect", BF_READ, true, 1u << 20, 4,
 						   FILE_BYTES, true };
 
@@ -787,7 +727,7 @@ static int run_all(void)
 				      "no indirect (24 x 11 segments)", &o2, file_path, NULL);
 	}
 	/* 5. persistent grants vs grant copy at 4 KiB and 64 KiB (random read, QD32). */
-	if (selected("persistent4k")) {
+	if (bench_selected(&opt, "persistent4k")) {
 		static const struct workload w = { "persistent4k", BF_READ, false, 4096, 32,
 						   FILE_BYTES, true };
 
@@ -797,7 +737,7 @@ static int run_all(void)
 				      "persistent grants vs grant copy",
 				      &w, &w, "persistent", &o, "grant copy", &o2, file_path, NULL);
 	}
-	if (selected("persistent64k")) {
+	if (bench_selected(&opt, "persistent64k")) {
 		static const struct workload w = { "persistent64k", BF_READ, false, 64u << 10, 32,
 						   FILE_BYTES, true };
 
@@ -902,65 +842,14 @@ static void print_worker_stats(const struct dev *d)
 	       oo, err);
 }
 
-static void print_machine(void)
-{
-	double load[3] = { 0 };
-	FILE *f = fopen("/proc/loadavg", "r");
-	char model[256] = "?";
-
-	if (f) {
-		if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
-			load[0] = -1;
-		fclose(f);
-	}
-	f = fopen("/proc/cpuinfo", "r");
-	if (f) {
-		char line[512];
-
-		while (fgets(line, sizeof(line), f))
-			if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-				snprintf(model, sizeof(model), "%s", strchr(line, ':') + 2);
-				model[strcspn(model, "\n")] = '\0';
-				break;
-			}
-		fclose(f);
-	}
-	printf("bench/blk: %ld CPUs (%s), load average %.2f %.2f %.2f; %.2f s per run, "
-	       "median of %u, A B interleaved\n\n",
-	       sysconf(_SC_NPROCESSORS_ONLN), model, load[0], load[1], load[2], run_seconds,
-	       rounds);
-}
-
 int main(int argc, char **argv)
 {
 	struct shim_ts_config cfg = { 0 };
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "t:r:so:h")) != -1) {
-		switch (c) {
-		case 't':
-			run_seconds = atof(optarg);
-			break;
-		case 'r':
-			rounds = (unsigned int)atoi(optarg);
-			break;
-		case 's':
-			run_seconds = 0.15;
-			rounds = 3;
-			break;
-		case 'o':
-			only = optarg;
-			break;
-		default:
-			printf("usage: bench/blk [-t seconds-per-run] [-r rounds] [-s] "
-			       "[-o randread4k|seqread1m|seqwrite1m|null|indirect|persistent]\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (run_seconds <= 0 || rounds < 1 || rounds > MAX_ROUNDS) {
-		fprintf(stderr, "bench/blk: -t must be > 0, -r in 1..%d\n", MAX_ROUNDS);
-		return 2;
-	}
+	rc = bench_parse_opts(argc, argv, "bench/blk", "randread4k|seqread1m|seqwrite1m|null|indirect|persistent", &opt);
+	if (rc >= 0)
+		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	rc = shim_harness_start(&shim, argv[0]);
 	if (rc) {
@@ -984,7 +873,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench/blk: toolstack/guest: %s\n", strerror(-rc));
 		goto out;
 	}
-	print_machine();
+	bench_print_machine("bench/blk", &opt);
 	rc = run_all();
 out:
 	shim_guest_destroy(guest);

@@ -21,6 +21,7 @@
 #include "frontend-shim/guest.h"
 #include "frontend-shim/netfront.h"
 #include "frontend-shim/toolstack.h"
+#include "bench/bench.h"
 #include "tests/integration/shim_harness.h"
 #include "xenbus/xs.h"
 
@@ -45,7 +46,7 @@
 #include <time.h>
 
 #define DOMID 1
-#define MAX_ROUNDS 31
+#define MAX_ROUNDS BENCH_MAX_ROUNDS
 #define RX_WINDOW 1024u         /* host -> guest frames in flight, at most */
 #define RX_WINDOW_BYTES (2u << 20) /* ... and bytes (as a TCP window would) */
 #define TAP_QLEN 2048            /* the taps' txqueuelen: more than RX_WINDOW */
@@ -54,9 +55,7 @@
 #define GUEST2_MAC { 0x00, 0x16, 0x3e, 0x00, 0x00, 0x02 }
 #define OTHER_MAC { 0x02, 0x00, 0x00, 0x00, 0x00, 0x99 }
 
-static double run_seconds = 0.5;
-static unsigned int rounds = 5;
-static const char *only;
+static struct bench_opts opt;
 
 static struct shim_harness shim;
 static pid_t splitpvd = -1;
@@ -66,14 +65,6 @@ static struct netfront *nf1, *nf2;   /* vif1.0: 1 queue; vif1.1: 2 queues */
 static int raw_fd = -1;               /* the baseline tap "bench0" */
 static char worker_log[PATH_MAX];
 
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* CPU time of the calling thread: the guest (or the baseline's reader/writer); the
  * host-side injector thread is not counted. */
 static double self_cpu(void)
@@ -82,39 +73,6 @@ static double self_cpu(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* CPU seconds used so far by every thread of pid (schedstat: ns on a CPU). */
-static double proc_cpu(pid_t pid)
-{
-	char dir[64];
-	struct dirent *e;
-	double sum = 0;
-	DIR *d;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	d = opendir(dir);
-	if (!d)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		char p[512];
-		unsigned long long ns;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s/schedstat", dir, e->d_name);
-		f = fopen(p, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &ns) == 1)
-			sum += (double)ns / 1e9;
-		fclose(f);
-	}
-	closedir(d);
-	return sum;
 }
 
 /* The live splitpv-netback child of our splitpvd (one worker serves the guest's vifs). */
@@ -300,12 +258,12 @@ static int run_tx(struct side *s, struct result *r)
 		nf_drain(nf);
 	p0 = sysfs_u64(ifn, "rx_packets");
 	b0 = sysfs_u64(ifn, "rx_bytes");
-	t0 = now();
-	end = t0 + run_seconds;
+	t0 = bench_now();
+	end = t0 + opt.run_seconds;
 	if (!s->splitpv) {
 		struct iovec iov[2] = { { &vh, sizeof(vh) }, { frame, w->len } };
 
-		while (now() < end)
+		while (bench_now() < end)
 			for (int i = 0; i < 64; i++)
 				if (writev(raw_fd, iov, 2) < 0) {
 					rc = -errno;
@@ -314,7 +272,7 @@ static int run_tx(struct side *s, struct result *r)
 	} else {
 		const struct netfront_stats *st = netfront_stats(nf);
 
-		while (now() < end) {
+		while (bench_now() < end) {
 			/* Spread flows over the queues the way a guest's XPS would. */
 			for (int i = 0; i < 64; i++) {
 				rc = netfront_send(nf, (unsigned int)(q % w->queues), frame, w->len, &m);
@@ -331,14 +289,14 @@ static int run_tx(struct side *s, struct result *r)
 				goto out;
 		}
 		/* Drain: every frame answered, so every frame reached the tap. */
-		for (double stop = now() + 2;
-		     st->tx_rsp_okay + st->tx_rsp_error < st->tx_frames && now() < stop;)
+		for (double stop = bench_now() + 2;
+		     st->tx_rsp_okay + st->tx_rsp_error < st->tx_frames && bench_now() < stop;)
 			if ((rc = netfront_poll(nf, 5)) < 0)
 				goto out;
 		rc = 0;
 	}
 out:
-	r->wall = now() - t0;
+	r->wall = bench_now() - t0;
 	r->frames = sysfs_u64(ifn, "rx_packets") - p0;
 	r->bytes = sysfs_u64(ifn, "rx_bytes") - b0;
 	return rc;
@@ -364,7 +322,7 @@ static void *inject_main(void *arg)
 	struct iovec iov[2] = { { &in->vh, sizeof(in->vh) }, { (void *)in->frame, in->len } };
 	struct msghdr mh = { .msg_iov = in->vnet ? iov : iov + 1, .msg_iovlen = in->vnet ? 2 : 1 };
 	uint64_t last_rcv = 0, window = RX_WINDOW_BYTES / in->len;
-	double last_progress = now();
+	double last_progress = bench_now();
 
 	if (window > RX_WINDOW)
 		window = RX_WINDOW;
@@ -376,15 +334,15 @@ static void *inject_main(void *arg)
 
 		if (rcv != last_rcv) {
 			last_rcv = rcv;
-			last_progress = now();
+			last_progress = bench_now();
 		}
 		if (sent - rcv >= window) {
 			/* Nothing arrived for 20 ms: frames were lost (the kernel's queue,
 			 * a filter); give the window back rather than stall. */
-			if (now() - last_progress > 0.02) {
+			if (bench_now() - last_progress > 0.02) {
 				atomic_store(&in->sent, rcv);
 				in->resyncs++;
-				last_progress = now();
+				last_progress = bench_now();
 			}
 			/* Sleep, don't spin: on a small machine the spin would take the
 			 * receiver's CPU. 1024 frames last longer than 20 us. */
@@ -444,13 +402,13 @@ static int run_rx(struct side *s, struct result *r)
 	else
 		while (read(raw_fd, buf, sizeof(buf)) > 0)
 			;
-	t0 = now();
-	end = t0 + run_seconds;
+	t0 = bench_now();
+	end = t0 + opt.run_seconds;
 	if (pthread_create(&th, NULL, inject_main, &in)) {
 		close(in.sock);
 		return -EAGAIN;
 	}
-	while (now() < end) {
+	while (bench_now() < end) {
 		ssize_t n;
 
 		if (s->splitpv) {
@@ -473,51 +431,36 @@ static int run_rx(struct side *s, struct result *r)
 		}
 		atomic_store(&in.received, r->frames);
 	}
-	r->wall = now() - t0;
+	r->wall = bench_now() - t0;
 	atomic_store(&in.stop, true);
 	pthread_join(th, NULL);
 	close(in.sock);
 	r->inj_cpu = in.cpu;
 	/* What is still in flight (up to RX_WINDOW frames in the tap and the backend's
 	 * queue) must not count for the next run: take it until 100 ms pass quietly. */
-	for (double quiet = now() + 0.1, stop = now() + 3; !rc && now() < quiet && now() < stop;) {
+	for (double quiet = bench_now() + 0.1, stop = bench_now() + 3; !rc && bench_now() < quiet && bench_now() < stop;) {
 		ssize_t n;
 
 		if (s->splitpv) {
 			rc = netfront_poll(nf, 5);
 			rc = rc < 0 ? rc : 0;
 			while ((n = netfront_recv(nf, buf, sizeof(buf), NULL, NULL)) > 0)
-				quiet = now() + 0.1;
+				quiet = bench_now() + 0.1;
 		} else {
 			struct pollfd pfd = { .fd = raw_fd, .events = POLLIN };
 
 			poll(&pfd, 1, 5);
 			while ((n = read(raw_fd, buf, sizeof(buf))) > 0)
-				quiet = now() + 0.1;
+				quiet = bench_now() + 0.1;
 		}
 	}
 	return rc;
 }
 
-static double median(const double *v, unsigned int n)
-{
-	double s[MAX_ROUNDS];
-
-	memcpy(s, v, n * sizeof(*v));
-	for (unsigned int i = 1; i < n; i++)
-		for (unsigned int j = i; j > 0 && s[j - 1] > s[j]; j--) {
-			double t = s[j];
-
-			s[j] = s[j - 1];
-			s[j - 1] = t;
-		}
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static int run_side(struct side *s, unsigned int round)
 {
 	pid_t shim_pid = shim.pid;
-	double fe0 = self_cpu(), be0 = proc_cpu(worker_pid), sh0 = proc_cpu(shim_pid);
+	double fe0 = self_cpu(), be0 = bench_proc_cpu(worker_pid), sh0 = bench_proc_cpu(shim_pid);
 	struct result r = { 0 };
 	int rc = s->w->dir == TX ? run_tx(s, &r) : run_rx(s, &r);
 
@@ -526,8 +469,8 @@ static int run_side(struct side *s, unsigned int round)
 		return rc;
 	}
 	r.fe_cpu = self_cpu() - fe0;
-	r.be_cpu = s->splitpv ? proc_cpu(worker_pid) - be0 : 0;
-	r.shim_cpu = s->splitpv ? proc_cpu(shim_pid) - sh0 : 0;
+	r.be_cpu = s->splitpv ? bench_proc_cpu(worker_pid) - be0 : 0;
+	r.shim_cpu = s->splitpv ? bench_proc_cpu(shim_pid) - sh0 : 0;
 	s->rate[round] = (double)r.frames / r.wall;
 	s->bw[round] = (double)r.bytes * 8 / r.wall / 1e9;
 	s->fe_util[round] = r.fe_cpu / r.wall;
@@ -541,16 +484,16 @@ static int run_side(struct side *s, unsigned int round)
 
 static void print_side(const struct side *s)
 {
-	printf("  %-36s %9.0f frames/s %7.2f Gbit/s", s->label, median(s->rate, rounds),
-	       median(s->bw, rounds));
+	printf("  %-36s %9.0f frames/s %7.2f Gbit/s", s->label, bench_median(s->rate, opt.rounds),
+	       bench_median(s->bw, opt.rounds));
 	printf("  %s CPU %3.0f%% (%.2f us/frame)", s->splitpv ? "guest" : "process",
-	       100 * median(s->fe_util, rounds), median(s->fe_us, rounds));
+	       100 * bench_median(s->fe_util, opt.rounds), bench_median(s->fe_us, opt.rounds));
 	if (s->splitpv)
 		printf("  backend CPU %3.0f%% (%.2f us/frame)  shim %2.0f%%",
-		       100 * median(s->be_util, rounds), median(s->be_us, rounds),
-		       100 * median(s->shim_util, rounds));
+		       100 * bench_median(s->be_util, opt.rounds), bench_median(s->be_us, opt.rounds),
+		       100 * bench_median(s->shim_util, opt.rounds));
 	if (s->w->dir == RX)
-		printf("  host injector CPU %3.0f%%", 100 * median(s->inj_util, rounds));
+		printf("  host injector CPU %3.0f%%", 100 * bench_median(s->inj_util, opt.rounds));
 	printf("\n");
 }
 
@@ -562,11 +505,11 @@ static int compare(const char *title, struct side *a, struct side *b, bool by_by
 
 	printf("%s\n", title);
 	fflush(stdout);
-	for (unsigned int i = 0; i < rounds; i++)
+	for (unsigned int i = 0; i < opt.rounds; i++)
 		if (run_side(a, i) || run_side(b, i))
 			return -EIO;
-	ra = by_bytes ? median(a->bw, rounds) : median(a->rate, rounds);
-	rb = by_bytes ? median(b->bw, rounds) : median(b->rate, rounds);
+	ra = by_bytes ? bench_median(a->bw, opt.rounds) : bench_median(a->rate, opt.rounds);
+	rb = by_bytes ? bench_median(b->bw, opt.rounds) : bench_median(b->rate, opt.rounds);
 	print_side(a);
 	print_side(b);
 	printf("  ratio %s / %s (%s): %.2f%s%s\n\n", b->label, a->label,
@@ -574,11 +517,6 @@ static int compare(const char *title, struct side *a, struct side *b, bool by_by
 	       target ? "   target " : "", target ? target : "");
 	fflush(stdout);
 	return 0;
-}
-
-static bool selected(const char *name)
-{
-	return !only || strstr(name, only) != NULL;
 }
 
 static int run_all(void)
@@ -590,21 +528,21 @@ static int run_all(void)
 	static const struct workload tx1500q2 = { TX, 1514, false, 2 };
 	int rc = 0;
 
-	if (selected("tx1500")) {
+	if (bench_selected(&opt, "tx1500")) {
 		struct side a = { .label = "tap write (baseline)", .splitpv = false, .w = &tx1500 };
 		struct side b = { .label = "splitpv guest -> host", .splitpv = true, .w = &tx1500 };
 
 		rc = rc ?: compare("[tx1500] guest -> host, 1514-byte frames (MTU 1500), 1 queue",
 				   &a, &b, true, ">= 0.6");
 	}
-	if (selected("rx1500")) {
+	if (bench_selected(&opt, "rx1500")) {
 		struct side a = { .label = "tap read (baseline)", .splitpv = false, .w = &rx1500 };
 		struct side b = { .label = "splitpv host -> guest", .splitpv = true, .w = &rx1500 };
 
 		rc = rc ?: compare("[rx1500] host -> guest, 1514-byte frames, 1 queue", &a, &b,
 				   true, ">= 0.6");
 	}
-	if (selected("gsotx")) {
+	if (bench_selected(&opt, "gsotx")) {
 		struct side a = { .label = "splitpv 1514-byte frames", .splitpv = true, .w = &tx1500 };
 		struct side b = { .label = "splitpv 64 KiB GSO frames", .splitpv = true, .w = &txgso };
 
@@ -612,7 +550,7 @@ static int run_all(void)
 				   "mss 1448) vs 1514-byte frames",
 				   &a, &b, true, ">= 3");
 	}
-	if (selected("gsorx")) {
+	if (bench_selected(&opt, "gsorx")) {
 		struct side a = { .label = "splitpv 1514-byte frames", .splitpv = true, .w = &rx1500 };
 		struct side b = { .label = "splitpv 64 KiB GSO frames", .splitpv = true, .w = &rxgso };
 
@@ -620,21 +558,21 @@ static int run_all(void)
 				   "frames",
 				   &a, &b, true, ">= 3");
 	}
-	if (selected("tx64")) {
+	if (bench_selected(&opt, "tx64")) {
 		struct side a = { .label = "tap write (baseline)", .splitpv = false, .w = &tx64 };
 		struct side b = { .label = "splitpv guest -> host", .splitpv = true, .w = &tx64 };
 
 		rc = rc ?: compare("[tx64] guest -> host packets/s, 60-byte frames (64 on the wire)",
 				   &a, &b, false, NULL);
 	}
-	if (selected("rx64")) {
+	if (bench_selected(&opt, "rx64")) {
 		struct side a = { .label = "tap read (baseline)", .splitpv = false, .w = &rx64 };
 		struct side b = { .label = "splitpv host -> guest", .splitpv = true, .w = &rx64 };
 
 		rc = rc ?: compare("[rx64] host -> guest packets/s, 60-byte frames", &a, &b, false,
 				   NULL);
 	}
-	if (selected("queues")) {
+	if (bench_selected(&opt, "queues")) {
 		struct side a = { .label = "splitpv 1 queue", .splitpv = true, .w = &tx64 };
 		struct side b = { .label = "splitpv 2 queues", .splitpv = true, .w = &tx64q2 };
 		struct side c = { .label = "splitpv 1 queue", .splitpv = true, .w = &tx1500 };
@@ -738,35 +676,6 @@ static int attach_nic(unsigned int devid, const char *mac, unsigned int queues,
 	return netfront_open(out, guest, devid, &o);
 }
 
-static void print_machine(void)
-{
-	double load[3] = { 0 };
-	FILE *f = fopen("/proc/loadavg", "r");
-	char model[256] = "?";
-
-	if (f) {
-		if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
-			load[0] = -1;
-		fclose(f);
-	}
-	f = fopen("/proc/cpuinfo", "r");
-	if (f) {
-		char line[512];
-
-		while (fgets(line, sizeof(line), f))
-			if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-				snprintf(model, sizeof(model), "%s", strchr(line, ':') + 2);
-				model[strcspn(model, "\n")] = '\0';
-				break;
-			}
-		fclose(f);
-	}
-	printf("bench/net: %ld CPUs (%s), load average %.2f %.2f %.2f; %.2f s per run, "
-	       "median of %u, A B interleaved\n\n",
-	       sysconf(_SC_NPROCESSORS_ONLN), model, load[0], load[1], load[2], run_seconds,
-	       rounds);
-}
-
 /* The counters the worker logged for each vif when it went away. */
 static void print_worker_stats(void)
 {
@@ -784,33 +693,11 @@ static void print_worker_stats(void)
 int main(int argc, char **argv)
 {
 	struct shim_ts_config cfg = { 0 };
-	int c, rc;
+	int rc;
 
-	while ((c = getopt(argc, argv, "t:r:so:h")) != -1) {
-		switch (c) {
-		case 't':
-			run_seconds = atof(optarg);
-			break;
-		case 'r':
-			rounds = (unsigned int)atoi(optarg);
-			break;
-		case 's':
-			run_seconds = 0.15;
-			rounds = 3;
-			break;
-		case 'o':
-			only = optarg;
-			break;
-		default:
-			printf("usage: bench/net [-t seconds-per-run] [-r rounds] [-s] "
-			       "[-o tx1500|rx1500|gsotx|gsorx|tx64|rx64|queues]\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (run_seconds <= 0 || rounds < 1 || rounds > MAX_ROUNDS) {
-		fprintf(stderr, "bench/net: -t must be > 0, -r in 1..%d\n", MAX_ROUNDS);
-		return 2;
-	}
+	rc = bench_parse_opts(argc, argv, "bench/net", "tx1500|rx1500|gsotx|gsorx|tx64|rx64|queues", &opt);
+	if (rc >= 0)
+		return rc;
 	if (geteuid() != 0) {
 		printf("bench/net: needs root (tap devices, a private network namespace)\n");
 		return 77;
@@ -857,7 +744,7 @@ int main(int argc, char **argv)
 	worker_pid = find_worker();
 	if (netfront_queues(nf2) != 2)
 		printf("bench/net: vif1.1 got %u queue(s), not 2\n", netfront_queues(nf2));
-	print_machine();
+	bench_print_machine("bench/net", &opt);
 	rc = run_all();
 out:
 	netfront_close(nf2);
