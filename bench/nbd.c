@@ -204,18 +204,10 @@ static int start_server(void)
 
 static int start_splitpvd(void)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const opts[] = { "--max-queues", "4", NULL };
 
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		execl(bin, "splitpvd", "--", "--max-queues", "4", (char *)NULL);
-		_exit(127);
-	}
-	return splitpvd < 0 ? -errno : 0;
+	splitpvd = shim_harness_splitpvd(opts, NULL);
+	return splitpvd < 0 ? (int)splitpvd : 0;
 }
 
 static int write_script(void)

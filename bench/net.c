@@ -639,22 +639,10 @@ static int raw_tap_open(void)
 
 static int start_splitpvd(void)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const opts[] = { "--max-queues", "2", NULL };
 
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		int log = open(worker_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execl(bin, "splitpvd", "--", "--max-queues", "2", (char *)NULL);
-		_exit(127);
-	}
-	return splitpvd < 0 ? -errno : 0;
+	splitpvd = shim_harness_splitpvd(opts, worker_log);
+	return splitpvd < 0 ? (int)splitpvd : 0;
 }
 
 static int attach_nic(unsigned int devid, const char *mac, unsigned int queues,

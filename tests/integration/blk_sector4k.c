@@ -58,18 +58,10 @@ static void fill(uint8_t *buf, size_t len, uint64_t seed)
 
 static int start_splitpvd(void)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const opts[] = { "--sector-size", "4096", NULL };
 
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		execl(bin, "splitpvd", "--", "--sector-size", "4096", (char *)NULL);
-		_exit(127);
-	}
-	return splitpvd < 0 ? -errno : 0;
+	splitpvd = shim_harness_splitpvd(opts, NULL);
+	return splitpvd < 0 ? (int)splitpvd : 0;
 }
 
 /* The backing file's bytes at off, read behind the backend's back. */

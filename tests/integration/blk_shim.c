@@ -25,20 +25,12 @@ static struct shim_harness shim;
 static pid_t splitpvd = -1;
 static char disk[300];
 
-static int start_splitpvd(const char *argv0)
+static int start_splitpvd(void)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const opts[] = { "--max-queues", "4", NULL };
 
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		execl(bin, "splitpvd", "--", "--max-queues", "4", (char *)NULL);
-		_exit(127);
-	}
-	return splitpvd < 0 ? -errno : 0;
+	splitpvd = shim_harness_splitpvd(opts, NULL);
+	return splitpvd < 0 ? (int)splitpvd : 0;
 }
 
 struct combo {
@@ -199,7 +191,7 @@ int main(int argc, char **argv)
 	if (fd < 0 || ftruncate(fd, DISK_MB * 1024 * 1024) != 0)
 		return 1;
 	close(fd);
-	if (start_splitpvd(argv[0]) != 0) {
+	if (start_splitpvd() != 0) {
 		printf("splitpvd not built\n");
 		return 1;
 	}

@@ -1288,20 +1288,10 @@ static void case_flapping(void)
 
 static int start_splitpvd(void)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const opts[] = { "--max-queues", "2", NULL };
 
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		/* Don't outlive us (a test killed by its timeout must not leave workers). */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl(bin, "splitpvd", "--", "--max-queues", "2", (char *)NULL);
-		_exit(127);
-	}
-	return splitpvd < 0 ? -errno : 0;
+	splitpvd = shim_harness_splitpvd(opts, NULL);
+	return splitpvd < 0 ? (int)splitpvd : 0;
 }
 
 /* Killed (the test runner's timeout): take splitpvd and the shim down with us. */

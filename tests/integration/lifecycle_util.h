@@ -6,6 +6,8 @@
 #ifndef SPLITPV_TESTS_LIFECYCLE_UTIL_H
 #define SPLITPV_TESTS_LIFECYCLE_UTIL_H
 
+#include "tests/integration/shim_harness.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -37,29 +39,10 @@ static inline double lc_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Start $SPLITPV_BUILD/bin/splitpvd with worker options; pid or -errno. */
+/* Start splitpvd with worker options (shim_harness_splitpvd); pid or -errno. */
 static inline pid_t lc_start_splitpvd(const char *const *worker_opts)
 {
-	char bin[PATH_MAX];
-	const char *build = getenv("SPLITPV_BUILD");
-	const char *argv[32];
-	int n = 0;
-	pid_t pid;
-
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	if (access(bin, X_OK) != 0)
-		return -ENOENT;
-	argv[n++] = "splitpvd";
-	argv[n++] = "--";
-	for (int i = 0; worker_opts && worker_opts[i] && n < 30; i++)
-		argv[n++] = worker_opts[i];
-	argv[n] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	return pid < 0 ? -errno : pid;
+	return shim_harness_splitpvd(worker_opts, NULL);
 }
 
 /* Children of parent whose command name starts with comm (NULL: any); up to max pids. */

@@ -277,8 +277,10 @@ int main(int argc, char **argv)
 	struct netfront *nf = NULL;
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
-	const char *build = getenv("SPLITPV_BUILD");
-	char err[128], bin[PATH_MAX];
+	static const char *const splitpvd_opts[] = { "--max-queues", "1", "--rx-queue-pkts", "256",
+						     "--rx-queue-bytes", "1048576", "--rx-stall-ms",
+						     "1000", "--rx-drain-ms", "60000", NULL };
+	char err[128];
 	unsigned long long full = 0, qpeak = 0;
 	uint64_t sent_gso = 0, sent_small = 0, drop0, drops;
 	unsigned int carrier = 9;
@@ -303,7 +305,6 @@ int main(int argc, char **argv)
 		return rc == -ENOENT ? 77 : 1;
 	}
 	snprintf(worker_log, sizeof(worker_log), "%s/splitpvd.log", shim.rundir);
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
 #ifdef __SANITIZE_ADDRESS__
 	{
 		/* ASan holds freed memory back (256 MiB by default): cap it so RSS still
@@ -316,17 +317,7 @@ int main(int argc, char **argv)
 		setenv("ASAN_OPTIONS", opts, 1);
 	}
 #endif
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		int log = open(worker_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execl(bin, "splitpvd", "--", "--max-queues", "1", "--rx-queue-pkts", "256",
-		      "--rx-queue-bytes", "1048576", "--rx-stall-ms", "1000", "--rx-drain-ms",
-		      "60000", (char *)NULL);
-		_exit(127);
-	}
+	splitpvd = shim_harness_splitpvd(splitpvd_opts, worker_log);
 	cfg.rundir = shim.rundir;
 	cfg.script_dir = "tools/hotplug";
 	rc = shim_ts_open(&ts, &cfg);

@@ -769,8 +769,9 @@ int main(int argc, char **argv)
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
 	struct pump pump = { 0 };
-	char err[128], bin[PATH_MAX], path[128];
-	const char *build = getenv("SPLITPV_BUILD");
+	static const char *const splitpvd_opts[] = { "--max-queues", "2", "--rx-stall-ms", "1000",
+						     "--rx-drain-ms", "500", NULL };
+	char err[128], path[128];
 	int rc;
 
 	if (geteuid() != 0) {
@@ -801,13 +802,7 @@ int main(int argc, char **argv)
 		printf("SKIP: can't start splitpv-shim: %s\n", strerror(-rc));
 		return rc == -ENOENT ? 77 : 1;
 	}
-	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
-	splitpvd = fork();
-	if (splitpvd == 0) {
-		execl(bin, "splitpvd", "--", "--max-queues", "2", "--rx-stall-ms", "1000",
-		      "--rx-drain-ms", "500", (char *)NULL);
-		_exit(127);
-	}
+	splitpvd = shim_harness_splitpvd(splitpvd_opts, NULL);
 	cfg.rundir = shim.rundir;
 	cfg.script_dir = "tools/hotplug";
 	rc = shim_ts_open(&ts, &cfg);

@@ -1,17 +1,19 @@
 /*
- * shim_harness — shared by the shim integration tests and bench/shim.c: start a
+ * shim_harness — shared by the shim integration tests and the benchmarks: start a
  * private splitpv-shim in a fresh temp rundir, export SPLITPV_SHIM for hv_shim, stop
- * it again. Header-only (each test is one binary).
+ * it again; start splitpvd against it. Header-only (each test is one binary).
  */
 #ifndef SPLITPV_TESTS_SHIM_HARNESS_H
 #define SPLITPV_TESTS_SHIM_HARNESS_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,6 +107,44 @@ static inline int shim_harness_stop(struct shim_harness *h)
 	h->pid = -1;
 	rmdir(h->rundir);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * Start $SPLITPV_BUILD/bin/splitpvd (after shim_harness_start) with worker options
+ * (NULL-terminated, passed after "--"; NULL for none). Its stderr, and so its workers'
+ * logs, go to log_path when given (truncated). It gets SIGTERM if we die first, so a
+ * test killed by its timeout leaves no workers behind. pid, or -errno (-ENOENT: not
+ * built).
+ */
+static inline pid_t shim_harness_splitpvd(const char *const *worker_opts, const char *log_path)
+{
+	char bin[PATH_MAX];
+	const char *build = getenv("SPLITPV_BUILD");
+	const char *argv[32];
+	int n = 0;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/bin/splitpvd", build ? build : "build/default");
+	if (access(bin, X_OK) != 0)
+		return -ENOENT;
+	argv[n++] = "splitpvd";
+	argv[n++] = "--";
+	for (int i = 0; worker_opts && worker_opts[i] && n < 31; i++)
+		argv[n++] = worker_opts[i];
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (log_path) {
+			int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+
+			if (log >= 0)
+				dup2(log, STDERR_FILENO);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid < 0 ? -errno : pid;
 }
 
 #endif
