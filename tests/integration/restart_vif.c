@@ -1,0 +1,827 @@
+/*
+ * restart_vif — crash-proof restart of a NIC on the shim (the vif half of restart_blk),
+ * in private network namespaces: the guest's NIC is a tap in a guest namespace pumped
+ * by the userspace netfront (2 queues, ctrl ring), the host side is the vif tap on a
+ * bridge. While two verified TCP streams (guest -> host and host -> guest, a known byte
+ * pattern) and a sequenced UDP heartbeat each way run, the guest's splitpv-netback
+ * worker is SIGKILLed 20 times; splitpvd restarts it with the device's crash journal. A
+ * TX rate limit (16 MB/s, below what the stream offers) keeps TX slots taken and
+ * waiting for credit much of the time, so kills land with TX work in flight.
+ * Asserts: the backend state node is never written (no reconnect), every byte of both
+ * streams arrives and matches, no error response reaches the frontend, every RX
+ * response lands in its request's slot, no TX id is lost (a full ring's worth of
+ * sends succeeds on each queue at the end), the tap keeps its ifindex and bridge port,
+ * traffic flows again within 1 s of each kill both ways (mean/max printed), the hash
+ * mapping set through the ctrl ring before the kills still steers flows after them,
+ * and a clean detach removes the (persistent) tap.
+ *
+ *   restart_vif [kills]     (root, /dev/net/tun, ip; default 20 kills)
+ */
+#include "backends/net/parse.h"
+#include "frontend-shim/guest.h"
+#include "frontend-shim/netfront.h"
+#include "frontend-shim/toolstack.h"
+#include "tests/integration/lifecycle_util.h"
+#include "tests/integration/shim_harness.h"
+#include "xenbus/supervisor.h"
+#include "xenbus/xs.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <xen/io/xenbus.h>
+#include <xenstore.h>
+
+#define DOMID 6
+#define VIF "vif6.0"
+#define BE "/local/domain/0/backend/vif/6/0"
+#define HOST_IP "10.98.0.1"
+#define GUEST_IP "10.98.0.2"
+#define GUEST_MAC "00:16:3e:00:06:00"
+#define PORT_UP 5101    /* guest -> host stream */
+#define PORT_DOWN 5102  /* host -> guest stream */
+#define PORT_HB_H 5103  /* heartbeat to the host */
+#define PORT_HB_G 5104  /* heartbeat to the guest */
+#define NF_RING 256u    /* netfront's TX ring and id count per queue */
+#define ETH_TEST 0x88b5
+
+static struct shim_harness shim;
+static char gns[64];
+static int gns_fd = -1;
+static volatile bool stop_streams, stop_hb;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the guest side: a tap in the guest namespace, pumped by netfront ---- */
+
+struct pump {
+	struct netfront *nf;
+	pthread_t th;
+	volatile bool stop;
+	int rc;
+	int tapfd;
+};
+
+static void *pump_main(void *arg)
+{
+	struct pump *p = arg;
+
+	p->rc = netfront_tap_pump(p->nf, p->tapfd, &p->stop);
+	return NULL;
+}
+
+static int guest_tap_open(void)
+{
+	struct ifreq ifr;
+	int self = open("/proc/self/ns/net", O_RDONLY), fd = -1;
+
+	if (self < 0 || setns(gns_fd, CLONE_NEWNET) != 0)
+		goto out;
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (fd >= 0 && (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+			ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)) {
+		close(fd);
+		fd = -1;
+	}
+	setns(self, CLONE_NEWNET);
+out:
+	if (self >= 0)
+		close(self);
+	return fd;
+}
+
+/* ---- TCP streams with a verified byte pattern ---- */
+
+static uint8_t pattern(uint64_t i, uint32_t seed)
+{
+	uint64_t x = (i / 8) * 0x9E3779B97F4A7C15ull + seed;
+
+	x ^= x >> 29;
+	x *= 0xBF58476D1CE4E5B9ull;
+	x ^= x >> 32;
+	return (uint8_t)(x >> ((i % 8) * 8));
+}
+
+struct stream {
+	uint32_t seed;
+	bool guest_sends;        /* direction: guest -> host */
+	uint16_t port;
+	int lsock;               /* host listener */
+	/* results */
+	uint64_t sent, received; /* written by one thread each, read after the joins */
+	volatile uint64_t progress; /* bytes received so far (for the main thread) */
+	int send_rc, recv_rc;    /* 0, or what went wrong */
+	pthread_t send_th, recv_th;
+};
+
+static void timeouts(int s)
+{
+	struct timeval tv = { 30, 0 };
+
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* The guest end: connect from the guest namespace. */
+static int guest_connect(uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int s;
+
+	if (setns(gns_fd, CLONE_NEWNET) != 0)
+		return -1;
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	if (s < 0)
+		return -1;
+	timeouts(s);
+	inet_pton(AF_INET, HOST_IP, &a.sin_addr);
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static int host_accept(struct stream *st)
+{
+	int s = accept(st->lsock, NULL, NULL);
+
+	if (s >= 0)
+		timeouts(s);
+	return s;
+}
+
+/* Send the pattern until told to stop (at most ~32 MB/s: the worker needs CPU to come
+ * back quickly on this shared 2-core machine), then close the sending side. */
+static void stream_send(struct stream *st, int s)
+{
+	static __thread uint8_t buf[65536];
+
+	while (!stop_streams) {
+		ssize_t w;
+
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(st->sent + i, st->seed);
+		w = send(s, buf, sizeof(buf), MSG_NOSIGNAL);
+		if (w <= 0) {
+			st->send_rc = w < 0 ? -errno : -EPIPE;
+			break;
+		}
+		st->sent += (uint64_t)w;
+		if ((size_t)w < sizeof(buf)) {
+			/* The rest of this chunk goes with the next one: keep the offsets right. */
+			continue;
+		}
+		usleep(2000);
+	}
+	shutdown(s, SHUT_WR);
+}
+
+/* Receive to EOF, checking every byte. */
+static void stream_recv(struct stream *st, int s)
+{
+	static __thread uint8_t buf[65536];
+
+	for (;;) {
+		ssize_t r = recv(s, buf, sizeof(buf), 0);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			st->recv_rc = -errno;
+			break;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] != pattern(st->received + (uint64_t)i, st->seed)) {
+				st->recv_rc = -EILSEQ;
+				fprintf(stderr, "stream %u: byte %llu differs\n", st->port,
+					(unsigned long long)(st->received + (uint64_t)i));
+				return;
+			}
+		}
+		st->received += (uint64_t)r;
+		st->progress = st->received;
+	}
+}
+
+static void *guest_side(void *arg)
+{
+	struct stream *st = arg;
+	int s = guest_connect(st->port);
+
+	if (s < 0) {
+		if (st->guest_sends)
+			st->send_rc = -ECONNREFUSED;
+		else
+			st->recv_rc = -ECONNREFUSED;
+		return NULL;
+	}
+	if (st->guest_sends)
+		stream_send(st, s);
+	else
+		stream_recv(st, s);
+	close(s);
+	return NULL;
+}
+
+static void *host_side(void *arg)
+{
+	struct stream *st = arg;
+	int s = host_accept(st);
+
+	if (s < 0) {
+		if (st->guest_sends)
+			st->recv_rc = -errno;
+		else
+			st->send_rc = -errno;
+		return NULL;
+	}
+	if (st->guest_sends)
+		stream_recv(st, s);
+	else
+		stream_send(st, s);
+	close(s);
+	return NULL;
+}
+
+static int host_listen(uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	inet_pton(AF_INET, HOST_IP, &a.sin_addr);
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s, 4) != 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* ---- heartbeats: sequenced UDP every 2 ms each way; measure re-attach ---- */
+
+struct beat {
+	uint64_t seq;
+	int64_t sent_ns;
+};
+
+struct hb {
+	bool guest;              /* runs in the guest namespace */
+	const char *local_ip, *remote_ip;
+	uint16_t local_port, remote_port;
+	int rc;
+	uint64_t sent, received;
+	pthread_t th;
+};
+
+/* After a kill: arrival of the first heartbeat sent after it, per direction (0: none). */
+static int64_t marker_ns;
+static int64_t first_after[2];
+
+static void *hb_main(void *arg)
+{
+	struct hb *h = arg;
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(h->local_port) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(h->remote_port) };
+	int64_t next = now_ns();
+	int s;
+
+	h->rc = -1;
+	if (h->guest && setns(gns_fd, CLONE_NEWNET) != 0)
+		return NULL;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	inet_pton(AF_INET, h->local_ip, &me.sin_addr);
+	inet_pton(AF_INET, h->remote_ip, &to.sin_addr);
+	if (s < 0 || bind(s, (struct sockaddr *)&me, sizeof(me)) != 0)
+		return NULL;
+	h->rc = 0;
+	while (!stop_hb) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		struct beat b;
+		int64_t t = now_ns();
+
+		if (t >= next) {
+			b.seq = h->sent;
+			b.sent_ns = t;
+			/* Lost while no worker runs (host -> guest) is normal packet loss. */
+			if (sendto(s, &b, sizeof(b), 0, (struct sockaddr *)&to, sizeof(to)) == sizeof(b))
+				h->sent++;
+			next = t + 2000000;
+		}
+		poll(&p, 1, 1);
+		while (recv(s, &b, sizeof(b), 0) == sizeof(b)) {
+			int64_t m = __atomic_load_n(&marker_ns, __ATOMIC_ACQUIRE);
+			/* Direction of what we receive: the guest receives host -> guest (1). */
+			int dir = h->guest ? 1 : 0;
+
+			h->received++;
+			if (m && b.sent_ns > m && __atomic_load_n(&first_after[dir], __ATOMIC_ACQUIRE) == 0)
+				__atomic_store_n(&first_after[dir], now_ns(), __ATOMIC_RELEASE);
+		}
+	}
+	close(s);
+	return NULL;
+}
+
+/* ---- hash steering through the ctrl ring (no pump running: we own the netfront) ---- */
+
+static const uint8_t hkey[40] = {
+	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
+static void hash_expected(struct net_hash *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->alg = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+	h->flags = XEN_NETIF_CTRL_HASH_TYPE_IPV4 | XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP;
+	memcpy(h->key, hkey, sizeof(hkey));
+	h->mapping_size = 64;
+	for (unsigned int i = 0; i < 64; i++)
+		h->mapping[i] = (i * 7 / 3 + i / 5) % 2; /* not the modulo default */
+}
+
+static int hash_set(struct netfront *nf)
+{
+	struct net_hash h;
+	uint32_t st = 99;
+	int gref, bad = 0;
+
+	hash_expected(&h);
+	bad |= netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, h.alg, 0, 0, &st, NULL) ||
+	       st;
+	bad |= netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, h.flags, 0, 0, &st, NULL) ||
+	       st;
+	gref = netfront_ctrl_buf(nf, hkey, sizeof(hkey));
+	bad |= gref < 0 ||
+	       netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, (uint32_t)gref, 40, 0, &st, NULL) ||
+	       st;
+	bad |= netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 64, 0, 0, &st, NULL) ||
+	       st;
+	gref = netfront_ctrl_buf(nf, h.mapping, 64 * sizeof(uint32_t));
+	bad |= gref < 0 || netfront_ctrl(nf, XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, (uint32_t)gref,
+					 64, 0, &st, NULL) ||
+	       st;
+	return bad ? -EIO : 0;
+}
+
+/* 32 TCP flows from the host (SYNs to the guest from distinct source ports): each must
+ * arrive on the queue the mapping names, and both queues must be used. */
+static void hash_check(struct netfront *nf, uint16_t port_base, const char *when)
+{
+	static uint8_t buf[70000];
+	struct net_hash h;
+	unsigned int per_q[2] = { 0, 0 }, mis = 0, n = 0, q;
+	int socks[32];
+	int64_t end;
+
+	hash_expected(&h);
+	sh("ip neigh replace " GUEST_IP " lladdr " GUEST_MAC " dev xenbr0");
+	for (int i = 0; i < 32; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)(port_base + i)) };
+
+		socks[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		inet_pton(AF_INET, GUEST_IP, &a.sin_addr);
+		connect(socks[i], (struct sockaddr *)&a, sizeof(a));
+	}
+	end = now_ns() + 700000000;
+	while (now_ns() < end) {
+		int len;
+
+		netfront_poll(nf, 10);
+		while ((len = netfront_recv(nf, buf, sizeof(buf), NULL, &q)) > 0) {
+			struct net_l4 l4;
+			uint32_t hash;
+			uint8_t ht;
+
+			if (net_l4_find(buf, (size_t)len, &l4) != 0 || l4.proto != IPPROTO_TCP ||
+			    !net_hash_frame(&h, buf, (size_t)len, &hash, &ht))
+				continue;
+			if (net_hash_queue(&h, hash, 2) != q)
+				mis++;
+			per_q[q < 2 ? q : 1]++;
+			n++;
+		}
+	}
+	for (int i = 0; i < 32; i++)
+		close(socks[i]);
+	sh("ip neigh del " GUEST_IP " dev xenbr0 2>/dev/null");
+	CHECK(n >= 32, "%s: SYNs received: %u", when, n);
+	CHECK(mis == 0, "%s: %u frames on a queue other than the mapping's", when, mis);
+	CHECK(per_q[0] > 0 && per_q[1] > 0, "%s: flows on both queues (%u / %u)", when, per_q[0],
+	      per_q[1]);
+	printf("hash steering %s: %u frames, %u on q0, %u on q1, %u misrouted\n", when, n,
+	       per_q[0], per_q[1], mis);
+}
+
+/* After the traffic: every TX id came back. With everything answered, a full ring of
+ * one-slot frames per queue goes in without taking a single response. */
+static void tx_ids_check(struct netfront *nf)
+{
+	uint8_t f[60];
+	uint16_t et = htons(ETH_TEST);
+	unsigned int queued[2] = { 0, 0 };
+
+	for (int i = 0; i < 100; i++)
+		netfront_poll(nf, 10);
+	memset(f, 0, sizeof(f));
+	memcpy(f, "\x02\x00\x00\x00\x0f\x0f", 6); /* nobody's address */
+	memcpy(f + 6, "\x00\x16\x3e\x00\x06\x00", 6);
+	memcpy(f + 12, &et, 2);
+	for (unsigned int q = 0; q < netfront_queues(nf) && q < 2; q++)
+		while (queued[q] < NF_RING && netfront_send(nf, q, f, sizeof(f), NULL) == 0)
+			queued[q]++;
+	CHECK(queued[0] == NF_RING && queued[1] == NF_RING,
+	      "a full ring of TX ids free at the end: %u / %u of %u", queued[0], queued[1],
+	      NF_RING);
+	for (int i = 0; i < 50; i++)
+		netfront_poll(nf, 10);
+	printf("tx ids: %u + %u sends with no response taken (all %u free on each queue)\n",
+	       queued[0], queued[1], NF_RING);
+}
+
+/* ---- the worker and the backend state ---- */
+
+static pid_t the_worker(pid_t splitpvd)
+{
+	pid_t pids[4];
+
+	return lc_children(splitpvd, "splitpv-netback", pids, 4) == 1 ? pids[0] : -1;
+}
+
+/* Writes to the backend's state node since the watch was set (its first event, fired at
+ * registration, excluded). Any write is a reconnect the frontend would see. */
+static int state_writes(struct xs_handle *xs, bool *first_seen)
+{
+	unsigned int n;
+	char **ev;
+	int writes = 0;
+
+	while ((ev = xs_check_watch(xs)) != NULL) {
+		if (!*first_seen) {
+			*first_seen = true;
+		} else {
+			char *v = xs_read(xs, XBT_NULL, BE "/state", &n);
+
+			fprintf(stderr, "backend state written (now %s)\n", v ? v : "gone");
+			free(v);
+			writes++;
+		}
+		free(ev);
+	}
+	return writes;
+}
+
+static bool brport(void)
+{
+	return access("/sys/class/net/" VIF "/brport", F_OK) == 0;
+}
+
+static void cleanup_ns(void)
+{
+	if (gns[0])
+		sh("ip netns del %s 2>/dev/null", gns);
+}
+
+int main(int argc, char **argv)
+{
+	int kills = argc > 1 ? atoi(argv[1]) : 20;
+	static const char *const wopts[] = { "--max-queues", "2", NULL };
+	struct shim_ts_config cfg = { 0 };
+	struct shim_ts *ts = NULL;
+	struct shim_guest *g = NULL;
+	struct netfront *nf = NULL;
+	struct netfront_opts o;
+	struct shim_nic_spec spec;
+	struct pump pump = { 0 };
+	struct stream up = { .seed = 11, .guest_sends = true, .port = PORT_UP, .lsock = -1 };
+	struct stream down = { .seed = 22, .guest_sends = false, .port = PORT_DOWN, .lsock = -1 };
+	struct hb hb_g = { .guest = true, .local_ip = GUEST_IP, .remote_ip = HOST_IP,
+			   .local_port = PORT_HB_G, .remote_port = PORT_HB_H };
+	struct hb hb_h = { .guest = false, .local_ip = HOST_IP, .remote_ip = GUEST_IP,
+			   .local_port = PORT_HB_H, .remote_port = PORT_HB_G };
+	struct xs_handle *wxs = NULL;
+	double reattach[64], sum = 0, worst = 0;
+	int nre = 0, writes = 0, done = 0, rc;
+	bool first_seen = false, streams = false, hbs = false, pumping = false;
+	unsigned int ifindex0, ifindex_bad = 0, brport_lost = 0;
+	char err[128], path[128];
+	pid_t splitpvd = -1, last = -1;
+	uint64_t seed = 0x1234567887654321ull ^ (uint64_t)time(NULL);
+
+	if (kills < 1 || kills > 64)
+		kills = 20;
+	if (geteuid() != 0) {
+		printf("SKIP: needs root for network namespaces and tap devices\n");
+		return 77;
+	}
+	if (access("/dev/net/tun", R_OK | W_OK) != 0) {
+		printf("SKIP: no /dev/net/tun (%s): the net backend can't create taps\n",
+		       strerror(errno));
+		return 77;
+	}
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL) != 0) {
+		printf("SKIP: can't create network and mount namespaces: %s\n", strerror(errno));
+		return 77;
+	}
+	snprintf(gns, sizeof(gns), "splitpv-rv%d", (int)getpid());
+	if (sh("ip link set lo up && ip link add xenbr0 type bridge mcast_snooping 0 && "
+	       "ip addr add " HOST_IP "/24 dev xenbr0 && ip link set xenbr0 up") != 0 ||
+	    sh("ip netns add %s", gns) != 0) {
+		gns[0] = 0;
+		printf("SKIP: can't set up the bridge and the guest namespace (ip netns)\n");
+		return 77;
+	}
+	snprintf(path, sizeof(path), "/var/run/netns/%s", gns);
+	gns_fd = open(path, O_RDONLY);
+	rc = shim_harness_start(&shim, argv[0]);
+	if (rc) {
+		cleanup_ns();
+		printf("SKIP: can't start splitpv-shim: %s\n", strerror(-rc));
+		return rc == -ENOENT ? 77 : 1;
+	}
+	splitpvd = lc_start_splitpvd(wopts);
+	CHECK(splitpvd > 0, "start splitpvd: %s", strerror(-splitpvd));
+	if (splitpvd <= 0)
+		goto out;
+	cfg.rundir = shim.rundir;
+	cfg.script_dir = "tools/hotplug";
+	rc = shim_ts_open(&ts, &cfg);
+	rc = rc ?: shim_ts_domain_create(ts, DOMID, NULL);
+	rc = rc ?: shim_guest_create(&g, shim.rundir, DOMID, 8192, 8192);
+	rc = rc ?: shim_nic_spec_parse("bridge=xenbr0,mac=" GUEST_MAC, &spec, err, sizeof(err));
+	rc = rc ?: shim_ts_nic_attach(ts, DOMID, &spec);
+	CHECK(rc == 0, "setup and vif attach: %s", strerror(-rc));
+	if (rc)
+		goto out;
+	netfront_opts_default(&o);
+	o.queues = 2;
+	rc = netfront_open(&nf, g, 0, &o);
+	CHECK(rc == 0, "netfront_open: %s", strerror(-rc));
+	if (rc)
+		goto out;
+	CHECK(netfront_queues(nf) == 2 && netfront_has_ctrl(nf), "2 queues and a ctrl ring (%u, %d)",
+	      netfront_queues(nf), netfront_has_ctrl(nf));
+	/* A rate limit below what the guest -> host stream offers: TX slots wait for credit,
+	 * taken and unanswered, much of the time, so kills land with TX work in flight. */
+	rc = xenbus_write(shim_ts_xs(ts), XBT_NULL, BE, "rate", "800000,50000");
+	CHECK(rc == 0, "rate: %s", strerror(-rc));
+	ifindex0 = if_nametoindex(VIF);
+	CHECK(ifindex0 > 0 && brport(), VIF " exists and is a port of xenbr0");
+
+	/* The frontend's hash configuration, set once, before any kill. */
+	CHECK(hash_set(nf) == 0, "hash configuration through the ctrl ring");
+	hash_check(nf, 6000, "before the kills");
+
+	/* The guest's kernel on its NIC; the host's on the bridge. */
+	pump.nf = nf;
+	pump.tapfd = guest_tap_open();
+	CHECK(pump.tapfd >= 0, "guest tap");
+	if (pump.tapfd < 0)
+		goto out;
+	sh("ip netns exec %s sh -c 'ip link set lo up && ip link set eth0 address " GUEST_MAC
+	   " && ip addr add " GUEST_IP "/24 dev eth0 && ip link set eth0 up'",
+	   gns);
+	pthread_create(&pump.th, NULL, pump_main, &pump);
+	pumping = true;
+
+	wxs = xenbus_xs_open();
+	CHECK(wxs && xs_watch(wxs, BE "/state", "state"), "watch the backend state");
+
+	up.lsock = host_listen(PORT_UP);
+	down.lsock = host_listen(PORT_DOWN);
+	CHECK(up.lsock >= 0 && down.lsock >= 0, "listen on " HOST_IP);
+	if (up.lsock < 0 || down.lsock < 0)
+		goto out;
+	pthread_create(&up.recv_th, NULL, host_side, &up);
+	pthread_create(&up.send_th, NULL, guest_side, &up);
+	pthread_create(&down.send_th, NULL, host_side, &down);
+	pthread_create(&down.recv_th, NULL, guest_side, &down);
+	streams = true;
+	pthread_create(&hb_g.th, NULL, hb_main, &hb_g);
+	pthread_create(&hb_h.th, NULL, hb_main, &hb_h);
+	hbs = true;
+
+	/* Both streams under way before the first kill. */
+	for (int i = 0; i < 1000 && (up.progress < (1u << 20) || down.progress < (1u << 20)); i++)
+		usleep(10000);
+	CHECK(up.progress >= (1u << 20) && down.progress >= (1u << 20),
+	      "streams flowing before the kills (%llu / %llu bytes)",
+	      (unsigned long long)up.progress, (unsigned long long)down.progress);
+	writes += state_writes(wxs, &first_seen);
+
+	while (done < kills && !lc_failures) {
+		pid_t w = the_worker(splitpvd);
+		int64_t t_kill, a0 = 0, a1 = 0, deadline;
+		uint64_t up0 = up.progress, down0 = down.progress;
+
+		if (w <= 0 || w == last) {
+			usleep(2000); /* the new worker is not up yet */
+			continue;
+		}
+		__atomic_store_n(&first_after[0], 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&first_after[1], 0, __ATOMIC_RELEASE);
+		t_kill = now_ns();
+		__atomic_store_n(&marker_ns, t_kill, __ATOMIC_RELEASE);
+		CHECK(kill(w, SIGKILL) == 0, "kill %d", (int)w);
+		last = w;
+		done++;
+		/* Heartbeats sent after the kill arriving at both ends: traffic flows again. */
+		deadline = t_kill + 3000000000;
+		while (now_ns() < deadline &&
+		       (!(a0 = __atomic_load_n(&first_after[0], __ATOMIC_ACQUIRE)) ||
+			!(a1 = __atomic_load_n(&first_after[1], __ATOMIC_ACQUIRE))))
+			usleep(1000);
+		CHECK(a0 && a1, "kill %d: no heartbeat %s within 3 s", done,
+		      !a0 ? "guest -> host" : "host -> guest");
+		if (a0 && a1) {
+			double t = (double)((a0 > a1 ? a0 : a1) - t_kill) / 1e9;
+
+			reattach[nre++] = t;
+			sum += t;
+			if (t > worst)
+				worst = t;
+		}
+		if (if_nametoindex(VIF) != ifindex0)
+			ifindex_bad++;
+		if (!brport())
+			brport_lost++;
+		writes += state_writes(wxs, &first_seen);
+		/* Let the streams run between kills (and make progress: TCP recovered). */
+		usleep((useconds_t)(150000 + lc_xorshift(&seed) % 200000));
+		for (int i = 0; i < 300 && (up.progress == up0 || down.progress == down0); i++)
+			usleep(10000);
+		CHECK(up.progress > up0 && down.progress > down0,
+		      "kill %d: both streams progress afterwards", done);
+	}
+	CHECK(done == kills, "only %d of %d kills done", done, kills);
+	usleep(500000);
+	stop_streams = true;
+	pthread_join(up.send_th, NULL);
+	pthread_join(down.send_th, NULL);
+	pthread_join(up.recv_th, NULL);
+	pthread_join(down.recv_th, NULL);
+	streams = false;
+	stop_hb = true;
+	pthread_join(hb_g.th, NULL);
+	pthread_join(hb_h.th, NULL);
+	hbs = false;
+	writes += state_writes(wxs, &first_seen);
+
+	printf("re-attach times (ms):");
+	for (int i = 0; i < nre; i++)
+		printf(" %.1f", reattach[i] * 1000);
+	printf("\n");
+	CHECK(nre == kills, "%d of %d re-attaches timed", nre, kills);
+	CHECK(worst < 1.0, "slowest re-attach %.3f s", worst);
+	CHECK(writes == 0, "the backend state node was written %d time(s)", writes);
+	CHECK(lc_failures || (up.send_rc == 0 && up.recv_rc == 0),
+	      "guest -> host stream: send %d, receive %d", up.send_rc, up.recv_rc);
+	CHECK(lc_failures || (down.send_rc == 0 && down.recv_rc == 0),
+	      "host -> guest stream: send %d, receive %d", down.send_rc, down.recv_rc);
+	CHECK(up.received == up.sent, "guest -> host: %llu of %llu bytes arrived",
+	      (unsigned long long)up.received, (unsigned long long)up.sent);
+	CHECK(down.received == down.sent, "host -> guest: %llu of %llu bytes arrived",
+	      (unsigned long long)down.received, (unsigned long long)down.sent);
+	CHECK(ifindex_bad == 0 && if_nametoindex(VIF) == ifindex0, VIF " kept ifindex %u",
+	      ifindex0);
+	CHECK(brport_lost == 0 && brport(), VIF " stayed a port of xenbr0");
+	printf("kills %d: streams %llu B up, %llu B down, every byte verified; heartbeats %llu/%llu "
+	       "up, %llu/%llu down; re-attach mean %.1f ms max %.1f ms; ifindex %u kept\n",
+	       kills, (unsigned long long)up.received, (unsigned long long)down.received,
+	       (unsigned long long)hb_h.received, (unsigned long long)hb_g.sent,
+	       (unsigned long long)hb_g.received, (unsigned long long)hb_h.sent,
+	       nre ? sum * 1000 / nre : 0.0, worst * 1000, ifindex0);
+
+	pump.stop = true;
+	pthread_join(pump.th, NULL);
+	pumping = false;
+	CHECK(pump.rc == 0, "pump: %d (a ring broke)", pump.rc);
+	close(pump.tapfd);
+	{
+		const struct netfront_stats *s = netfront_stats(nf);
+
+		CHECK(s->tx_rsp_error == 0, "%llu TX error responses",
+		      (unsigned long long)s->tx_rsp_error);
+		CHECK(s->rx_errors == 0, "%llu RX error responses", (unsigned long long)s->rx_errors);
+		CHECK(s->rx_slot_mismatch == 0, "%llu RX responses outside their request's slot",
+		      (unsigned long long)s->rx_slot_mismatch);
+		printf("frontend: %llu frames sent (%llu okay, %llu error responses), %llu received "
+		       "(%llu errors, %llu out of slot)\n",
+		       (unsigned long long)s->tx_frames, (unsigned long long)s->tx_rsp_okay,
+		       (unsigned long long)s->tx_rsp_error, (unsigned long long)s->rx_frames,
+		       (unsigned long long)s->rx_errors, (unsigned long long)s->rx_slot_mismatch);
+	}
+	hash_check(nf, 7000, "after the kills");
+	tx_ids_check(nf);
+	writes = state_writes(wxs, &first_seen);
+	CHECK(writes == 0, "the backend state node was written %d time(s) at the end", writes);
+
+	/* What the operator sees: the restarts, and counters that carried on. */
+	{
+		char sock[108], want[64], *text = NULL;
+		size_t len = 0;
+		FILE *f;
+
+		if (xenbus_supervisor_socket_path(sock, sizeof(sock)) == 0 &&
+		    (f = open_memstream(&text, &len)) != NULL) {
+			rc = xenbus_supervisor_request(sock, "stats", f);
+			fclose(f);
+			snprintf(want, sizeof(want), "restarts %d ", kills);
+			CHECK(rc == 0 && text && strstr(text, want), "stats show %s:\n%s", want,
+			      text ? text : "");
+			CHECK(text && strstr(text, "tx_packets "), "stats carry counters");
+			free(text);
+		}
+	}
+
+	/* A clean detach: the tap is no longer persistent and goes. */
+	netfront_close(nf);
+	nf = NULL;
+	for (int i = 0; i < 300; i++) {
+		int st = -1;
+
+		xenbus_read_state(shim_ts_xs(ts), XBT_NULL, BE, &st);
+		if (st == XenbusStateClosed)
+			break;
+		usleep(10000);
+	}
+	rc = shim_ts_device_detach(ts, DOMID, SHIM_TS_VIF, 0);
+	CHECK(rc == 0, "detach: %s", strerror(-rc));
+	for (int i = 0; i < 100 && if_nametoindex(VIF); i++)
+		usleep(10000);
+	CHECK(if_nametoindex(VIF) == 0, VIF " removed after a clean detach");
+out:
+	stop_streams = stop_hb = true;
+	if (streams) {
+		/* Unblock threads still waiting in accept/recv. */
+		shutdown(up.lsock, SHUT_RDWR);
+		shutdown(down.lsock, SHUT_RDWR);
+		pthread_join(up.send_th, NULL);
+		pthread_join(down.send_th, NULL);
+		pthread_join(up.recv_th, NULL);
+		pthread_join(down.recv_th, NULL);
+	}
+	if (hbs) {
+		pthread_join(hb_g.th, NULL);
+		pthread_join(hb_h.th, NULL);
+	}
+	if (pumping) {
+		pump.stop = true;
+		pthread_join(pump.th, NULL);
+		close(pump.tapfd);
+	}
+	if (up.lsock >= 0)
+		close(up.lsock);
+	if (down.lsock >= 0)
+		close(down.lsock);
+	if (wxs)
+		xs_close(wxs);
+	netfront_close(nf);
+	shim_guest_destroy(g);
+	shim_ts_close(ts);
+	if (splitpvd > 0) {
+		kill(splitpvd, SIGTERM);
+		waitpid(splitpvd, NULL, 0);
+	}
+	shim_harness_stop(&shim);
+	cleanup_ns();
+	printf("%s: %d failure(s)\n", lc_failures ? "FAIL" : "PASS", lc_failures);
+	return lc_failures ? 1 : 0;
+}
