@@ -1,6 +1,6 @@
 /*
  * fuzz_net_pass — whole passes of the net backend's data path over hostile rings:
- * bytes -> negotiated features, a TX and an RX shared ring with their req_prod values
+ * bytes -> negotiated features, one or two queues, a TX and an RX shared ring with their req_prod values
  * (two of each: what was published at connect, then after a notify), a 15-entry guest
  * grant table (read-only and missing grants) with its pages, and frames waiting on the
  * "tap" -> net_queue_open (which takes what is published), the loop run until the tap
@@ -23,8 +23,8 @@
  *    frame allows, a status that is the bytes copied (<= a page, full pages but the
  *    last) or ERROR, a well-formed GSO extra when flagged; each matches one grant copy
  *    into that request's grant; the packets are frames from the tap, in order, with
- *    their bytes (checksum bytes excepted when completed in software); no frame waits
- *    while enough buffers are posted;
+ *    their bytes (checksum bytes excepted when completed in software), on the queue
+ *    the hash state steers them to; no frame waits while enough buffers are posted;
  *  - no grant copy crosses a page, none is refused for a reason the backend could have
  *    seen coming (but missing or read-only grants); guest TX pages never change;
  *  - ASan/UBSan clean, every ring and page an exactly sized buffer.
@@ -36,9 +36,13 @@
  *  [2..5] grant bits, 2 per ref (ref 0 and >= 16 never granted): 0 rw, 1 ro, 2 missing
  *  [6..7] [8..9] TX req_prod at connect / after the notify, [10..11] [12..13] RX (see
  *      prod_of), [14..15] TX ring bytes, [16..17] RX ring bytes, [18] RX queue bound
- *      (0: default), [19] bit0: notify the RX port too (split channels)
- *  then the TX ring entries, the RX ring entries, each tap frame as a 2-byte length + a
- *  10-byte vnet header + the data, then guest pages 1..15 to the end.
+ *      (0: default), [19] bit0: notify the RX port too (split channels), bit1: two
+ *      queues (the second sends nothing and posts the same RX buffers; frames are
+ *      steered by the Toeplitz hash)
+ *  with two queues, 58 bytes of hash state: [0] hash types, [1] mapping size, [2..41]
+ *  the key, [42..57] the mapping (a bit per entry: queue 0 or 1); then the TX ring
+ *  entries, the RX ring entries, each tap frame as a 2-byte length + a 10-byte vnet
+ *  header + the data, then guest pages 1..15 to the end.
  */
 #include "backends/net/netback.h"
 
@@ -83,6 +87,7 @@ struct rx_copy {
 	uint16_t len;
 	int16_t status;
 	uint32_t at; /* offset of its bytes in guest.rxlog */
+	unsigned int q; /* the queue whose batch it was */
 };
 
 /* ---- the fake guest: pages, grant table, event channel, the tap's other end ---- */
@@ -100,6 +105,7 @@ static struct {
 	uint8_t *rxlog;
 	size_t rxlog_len, rxlog_cap;
 	unsigned int pending;         /* event ports fired (bit per port) */
+	struct net_dev *dev;
 } guest;
 
 static bool ref_ok(uint32_t ref)
@@ -164,6 +170,16 @@ static void rxlog_add(const void *p, size_t n)
 	guest.rxlog_len += n;
 }
 
+/* Which queue's RX batch segs is (each queue has its own segment array). */
+static unsigned int copy_queue(const struct hv_copy_seg *segs)
+{
+	for (unsigned int i = 0; guest.dev->queues && i < guest.dev->nr_queues; i++)
+		if (guest.dev->queues[i] && guest.dev->queues[i]->rxsegs == segs)
+			return i;
+	CHECK(!"an RX copy from no queue's segments");
+	return 0;
+}
+
 static int fake_gnt_copy(struct hv_gnt *g, uint32_t count, struct hv_copy_seg *segs)
 {
 	tap_drain(); /* the previous TX frame, before the next is built */
@@ -194,6 +210,7 @@ static int fake_gnt_copy(struct hv_gnt *g, uint32_t count, struct hv_copy_seg *s
 			c->len = s->len;
 			c->status = s->status;
 			c->at = (uint32_t)guest.rxlog_len;
+			c->q = copy_queue(segs);
 			rxlog_add(s->source.virt, s->len);
 			if (s->status == HV_GNTST_OKAY)
 				memcpy(guest.rxpage[f->foreign.ref], s->source.virt, s->len);
@@ -207,6 +224,7 @@ static int fake_gnt_copy(struct hv_gnt *g, uint32_t count, struct hv_copy_seg *s
 struct fake_evt {
 	struct hv_evt base;
 	int fd;
+	int port;       /* its ports: port (TX) and port + 1 (RX, split channels) */
 };
 
 static int fake_evt_open(struct hv_evt **out)
@@ -234,13 +252,13 @@ static int fake_evt_bind(struct hv_evt *e, uint32_t domid, uint32_t remote_port)
 
 static int fake_evt_unbind(struct hv_evt *e, uint32_t port)
 {
-	CHECK(port == 1 || port == 2);
+	CHECK(port >= 1 && port <= 4);
 	return 0;
 }
 
 static int fake_evt_notify(struct hv_evt *e, uint32_t port)
 {
-	CHECK(port == 1 || port == 2);
+	CHECK(port >= 1 && port <= 4);
 	return 0;
 }
 
@@ -248,7 +266,7 @@ static int fake_evt_pending(struct hv_evt *e)
 {
 	uint64_t v;
 
-	for (int p = 1; p <= 2; p++) {
+	for (int p = ((struct fake_evt *)e)->port; p <= ((struct fake_evt *)e)->port + 1; p++) {
 		if (guest.pending & (1u << p)) {
 			guest.pending &= ~(1u << p);
 			return p;
@@ -491,8 +509,8 @@ static bool rx_hw_csum(const struct frame *f, const struct net_dev *dev)
 }
 
 /* Are the bytes copied by copies [from, to) frame f's (a software checksum aside)? */
-static bool rx_same_bytes(const struct frame *f, unsigned int from, unsigned int to,
-			  const struct net_dev *dev)
+static bool rx_same_bytes(const struct frame *f, unsigned int qi, unsigned int from,
+			  unsigned int to, const struct net_dev *dev)
 {
 	bool sw = (f->h.flags & VNET_F_NEEDS_CSUM) && !rx_hw_csum(f, dev);
 	uint32_t at = (uint32_t)f->h.csum_start + f->h.csum_offset, pos = 0;
@@ -500,6 +518,8 @@ static bool rx_same_bytes(const struct frame *f, unsigned int from, unsigned int
 	for (unsigned int i = from; i < to; i++) {
 		const struct rx_copy *c = &guest.rxc[i];
 
+		if (c->q != qi)
+			continue;
 		for (uint32_t b = 0; b < c->len; b++, pos++) {
 			if (pos >= f->len)
 				return false;
@@ -512,8 +532,18 @@ static bool rx_same_bytes(const struct frame *f, unsigned int from, unsigned int
 	return pos == f->len;
 }
 
-static void check_rx(const uint8_t *before, const uint8_t *ents, uint32_t nr, uint32_t rsp_prod,
-		     const struct frame *sent, unsigned int nsent, const struct net_dev *dev)
+/* Next copy of queue qi at or after *ci, or NULL. */
+static const struct rx_copy *next_copy(unsigned int qi, unsigned int *ci)
+{
+	while (*ci < guest.nrxc && guest.rxc[*ci].q != qi)
+		(*ci)++;
+	return *ci < guest.nrxc ? &guest.rxc[(*ci)++] : NULL;
+}
+
+/* Queue qi's RX ring; sent[i] went to queue steer[i]. */
+static void check_rx(unsigned int qi, const uint8_t *before, const uint8_t *ents, uint32_t nr,
+		     uint32_t rsp_prod, const struct frame *sent, const unsigned int *steer,
+		     unsigned int nsent, const struct net_dev *dev)
 {
 	unsigned int next_sent = 0, ci = 0;
 	uint32_t k = 0;
@@ -559,8 +589,8 @@ static void check_rx(const uint8_t *before, const uint8_t *ents, uint32_t nr, ui
 				k++;
 			}
 			CHECK(rsp.id == req.id && rsp.offset == 0);
-			CHECK(ci < guest.nrxc);
-			c = &guest.rxc[ci++];
+			c = next_copy(qi, &ci);
+			CHECK(c);
 			CHECK(c->ref == req.gref);
 			if (c->status == HV_GNTST_OKAY) {
 				CHECK(rsp.status == (int16_t)c->len);
@@ -579,7 +609,7 @@ static void check_rx(const uint8_t *before, const uint8_t *ents, uint32_t nr, ui
 		 * the guest can't take, or filtered ones, are skipped). */
 		while (next_sent < nsent) {
 			f = &sent[next_sent++];
-			if (rx_same_bytes(f, start_ci, ci, dev))
+			if (steer[next_sent - 1] == qi && rx_same_bytes(f, qi, start_ci, ci, dev))
 				break;
 			f = NULL;
 		}
@@ -600,7 +630,7 @@ static void check_rx(const uint8_t *before, const uint8_t *ents, uint32_t nr, ui
 		CHECK(f->len <= NET_PAGE_SIZE || dev->sg);
 	}
 	CHECK(k == rsp_prod);
-	CHECK(ci == guest.nrxc); /* every copy into the guest was answered */
+	CHECK(next_copy(qi, &ci) == NULL); /* every copy into the guest was answered */
 }
 
 /* ---- one pass ---- */
@@ -608,7 +638,7 @@ static void check_rx(const uint8_t *before, const uint8_t *ents, uint32_t nr, ui
 static void run_loop(struct net_dev *dev, int turns)
 {
 	for (int i = 0; i < turns && !dev->xb.broken; i++) {
-		struct net_queue *q = dev->queues ? dev->queues[0] : NULL;
+		struct net_queue *q = dev->queues ? dev->queues[0] : NULL; /* (only q0 sends) */
 
 		/* Waiting for TX credit: sleep until the credit timer. */
 		ev_run(dev->xb.loop, q && q->credit_wait ? EVRUN_ONCE : EVRUN_NOWAIT);
@@ -622,11 +652,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct net_config cfg;
 	struct net_dev dev;
 	struct net_queue *q;
-	struct fake_evt *evt;
+	struct fake_evt *evt[2];
 	struct hv_gnt *gnt;
 	struct frame sent[MAX_TAP_FRAMES];
-	unsigned int nsent = 0, nframes;
-	uint8_t *txring, *rxring, *txbefore, *rxbefore;
+	unsigned int steer[MAX_TAP_FRAMES];
+	unsigned int nsent = 0, nframes, nq;
+	uint8_t *txring, *rxring, *txbefore, *rxbefore, *txring1, *rxring1;
 	uint32_t txnr, rxnr, tx1, tx2, rx1, rx2, tx_rsp1 = 0;
 	bool txbog1, txbog2, rxbog1, rxbog2, split, phase2 = false, rx_notified = false;
 	int sv[2];
@@ -639,7 +670,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 20)
 		return 0;
 	memset(&guest, 0, sizeof(guest));
+	guest.dev = &dev;
 	split = data[0] & 1;
+	nq = (data[19] & 2) ? 2 : 1;
 	net_config_default(&cfg);
 	if (data[18])
 		cfg.rx_queue_max_pkts = (data[18] & 15u) + 1;
@@ -686,6 +719,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rx1 = prod_of(data + 10, 0, rxnr, &rxbog1);
 	rx2 = prod_of(data + 12, rx1, rxnr, &rxbog2);
 	pos = 20;
+	if (nq > 1 && size - pos >= 58) {
+		/* Steering state, as the ctrl ring would have set it: [0] hash types,
+		 * [1] mapping size, [2..41] key, [42..57] mapping (a bit per entry). */
+		dev.hash.alg = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+		dev.hash.flags = data[pos] & NET_HASH_TYPES_SUPPORTED;
+		dev.hash.mapping_size = data[pos + 1] % (NET_HASH_MAPPING_MAX + 1);
+		memcpy(dev.hash.key, data + pos + 2, NET_HASH_KEY_MAX);
+		for (uint32_t i = 0; i < NET_HASH_MAPPING_MAX; i++)
+			dev.hash.mapping[i] = data[pos + 42 + i / 8] >> (i % 8) & 1;
+		pos += 58;
+	}
 	n = (size_t)(data[14] | data[15] << 8);
 	n = n < txnr * sizeof(union netif_tx_sring_entry) ? n : txnr * sizeof(union netif_tx_sring_entry);
 	n = n < size - pos ? n : size - pos;
@@ -702,6 +746,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	((struct ring_sring_hdr *)rxring)->req_event = 1;
 	memcpy(txbefore, txring + 64, NET_PAGE_SIZE - 64);
 	memcpy(rxbefore, rxring + 64, NET_PAGE_SIZE - 64);
+	/* A second queue: nothing to send, the same RX buffers posted. */
+	txring1 = calloc(1, NET_PAGE_SIZE);
+	rxring1 = malloc(NET_PAGE_SIZE);
+	CHECK(txring1 && rxring1);
+	memcpy(rxring1, rxring, NET_PAGE_SIZE);
 
 	/* Frames waiting on the tap. */
 	nframes = data[1] & 15u;
@@ -725,6 +774,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(f->data);
 			break;
 		}
+		/* The queue the hash picks (with one queue, no hashing at all). */
+		steer[nsent] = 0;
+		if (nq > 1) {
+			uint32_t hash;
+			uint8_t htype;
+
+			if (net_hash_frame(&dev.hash, f->data, f->len, &hash, &htype))
+				steer[nsent] = net_hash_queue(&dev.hash, hash, nq);
+		}
 		nsent++;
 	}
 	/* Guest pages 1..15: input bytes, then zeros. */
@@ -742,29 +800,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	gnt = malloc(sizeof(*gnt));
-	evt = calloc(1, sizeof(*evt));
-	CHECK(gnt && evt);
+	CHECK(gnt);
 	gnt->ops = &fake_ops;
-	evt->base.ops = &fake_ops;
-	evt->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	CHECK(evt->fd >= 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		evt[i] = calloc(1, sizeof(*evt[i]));
+		CHECK(evt[i]);
+		evt[i]->base.ops = &fake_ops;
+		evt[i]->port = 1 + 2 * (int)i;
+		evt[i]->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		CHECK(evt[i]->fd >= 0);
+	}
 	dev.gnt = gnt;
 	(void)fake_gnt_open;
 	(void)fake_evt_open;
 
 	/* Connect as net_connect does: queues first (they take what is published), then
 	 * the rate; the device counts as connected only once connect returned. */
-	dev.queues = calloc(1, sizeof(*dev.queues));
+	dev.queues = calloc(nq, sizeof(*dev.queues));
 	CHECK(dev.queues);
-	dev.nr_queues = 1;
-	CHECK(net_queue_open(&dev, 0, txring, rxring, &evt->base, 1, split ? 2 : 1,
+	dev.nr_queues = nq;
+	CHECK(net_queue_open(&dev, 0, txring, rxring, &evt[0]->base, 1, split ? 2 : 1,
 			     &dev.queues[0]) == 0);
-	q = dev.queues[0];
+	if (nq > 1)
+		CHECK(net_queue_open(&dev, 1, txring1, rxring1, &evt[1]->base, 3, split ? 4 : 3,
+				     &dev.queues[1]) == 0);
+	else
+		fake_evt_close(&evt[1]->base);
 	if (data[0] & 128) {
 		static const uint64_t bytes[4] = { 1514, 9000, 65536, 262144 };
 		static const uint64_t usecs[4] = { 50, 100, 200, 400 };
 
-		net_queue_set_rate(q, bytes[data[1] >> 4 & 3], usecs[data[1] >> 6 & 3]);
+		for (unsigned int i = 0; i < nq; i++)
+			net_queue_set_rate(dev.queues[i], bytes[data[1] >> 4 & 3],
+					   usecs[data[1] >> 6 & 3]);
 	}
 	dev.xb.connected = true;
 	if (dev.xb.broken) {
@@ -787,11 +855,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tx_rsp1 = ((struct ring_sring_hdr *)txring)->rsp_prod;
 		((struct ring_sring_hdr *)txring)->req_prod = tx2;
 		((struct ring_sring_hdr *)rxring)->req_prod = rx2;
-		guest.pending |= 1u << 1;
-		if (split && (data[19] & 1))
-			guest.pending |= 1u << 2;
+		((struct ring_sring_hdr *)rxring1)->req_prod = rx2;
 		rx_notified = !split || (data[19] & 1);
-		CHECK(eventfd_write(evt->fd, 1) == 0);
+		for (unsigned int i = 0; i < nq; i++) {
+			guest.pending |= 1u << (1 + 2 * i);
+			if (split && (data[19] & 1))
+				guest.pending |= 1u << (2 + 2 * i);
+			CHECK(eventfd_write(evt[i]->fd, 1) == 0);
+		}
 		run_loop(&dev, 200);
 	}
 	tap_drain();
@@ -799,8 +870,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Checks. */
 	{
 		uint32_t txrsp = ((struct ring_sring_hdr *)txring)->rsp_prod;
-		uint32_t rxrsp = ((struct ring_sring_hdr *)rxring)->rsp_prod;
-		uint32_t txprod = phase2 ? tx2 : tx1;
+		uint32_t txprod = phase2 ? tx2 : tx1, rxprod = phase2 ? rx2 : rx1;
 
 		if (phase2 && txbog2)
 			CHECK(dev.xb.broken && txrsp == tx_rsp1);
@@ -813,15 +883,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(txrsp == txprod);
 		}
 		check_tx(txbefore, txring + 64, txnr, txrsp, dev.csum4, dev.csum6);
-		CHECK(rxrsp <= (phase2 ? rx2 : rx1) || rxbog1 || rxbog2);
-		check_rx(rxbefore, rxring + 64, rxnr, rxrsp, sent, nsent, &dev);
-		if (!dev.xb.broken) {
+		CHECK(((struct ring_sring_hdr *)txring1)->rsp_prod == 0);
+		for (unsigned int i = 0; i < nq; i++) {
+			uint8_t *rx = i ? rxring1 : rxring;
+			uint32_t rxrsp = ((struct ring_sring_hdr *)rx)->rsp_prod;
+
+			CHECK(rxrsp <= rxprod || rxbog1 || rxbog2);
+			check_rx(i, rxbefore, rx + 64, rxnr, rxrsp, sent, steer, nsent, &dev);
+			if (dev.xb.broken)
+				continue;
 			/* Nothing waits while the guest has posted buffers enough for it (and
 			 * told us: with split channels, buffers posted without a notify on the
 			 * RX port may go unseen). */
-			q = dev.queues[0];
+			q = dev.queues[i];
 			if (q->rxq_head && (!phase2 || rx_notified)) {
-				uint32_t avail = q->rx_have + ((phase2 ? rx2 : rx1) - q->rx.req_cons);
+				uint32_t avail = q->rx_have + (rxprod - q->rx.req_cons);
 
 				CHECK(avail < (q->rxq_head->len + NET_PAGE_SIZE - 1) / NET_PAGE_SIZE + 1);
 			}
@@ -851,6 +927,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ev_loop_destroy(dev.xb.loop);
 	free(txring);
 	free(rxring);
+	free(txring1);
+	free(rxring1);
 	free(txbefore);
 	free(rxbefore);
 	return 0;

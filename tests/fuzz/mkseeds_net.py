@@ -113,11 +113,11 @@ def grants(ro=(), missing=()):
 
 
 def pass_input(flags=0, frames=(), rate=0, gbits=0, tx=(0, 0), rx=(0, 0), txring=b"",
-               rxring=b"", rxq=0, notify_rx=0, pages=()):
+               rxring=b"", rxq=0, notify_rx=0, pages=(), hashblk=None):
     hdr = bytes([flags, (len(frames) & 15) | rate << 4]) + struct.pack("<I", gbits)
     hdr += struct.pack("<HHHHHH", tx[0], tx[1], rx[0], rx[1], len(txring), len(rxring))
-    hdr += bytes([rxq, notify_rx])
-    body = txring + rxring
+    hdr += bytes([rxq, notify_rx | (2 if hashblk else 0)])
+    body = (hashblk or b"") + txring + rxring
     for h, data in frames:
         body += struct.pack("<H", len(data)) + h + data
     for p in pages:
@@ -191,3 +191,15 @@ put("fuzz_net_pass", "rx-mcast-filtered", pass_input(
 put("fuzz_net_pass", "rx-split-both-ways", pass_input(
     flags=F_SPLIT, frames=[(vnet(), ipv4_tcp())], tx=(1, 2), rx=(0, 2), notify_rx=1,
     txring=txreq(1, 0, 0, 1, len(P1)) + txreq(2, 0, 0, 2, len(P2)), rxring=RX4, pages=PAGES))
+
+# Two queues, frames steered by the Toeplitz hash (all types, an 8-entry mapping).
+HASH = bytes([0xF, 8]) + key + bytes([0xAA] * 16)
+flows = [(vnet(), ipv4_tcp(b"f%d" % i, src=bytes([10, 0, 0, i]))) for i in range(1, 7)]
+put("fuzz_net_pass", "rx-two-queues-steered", pass_input(
+    frames=flows + [(vnet(), ipv6_udp())], rx=(8, 8),
+    rxring=RX4 + rxreq(5, 9) + rxreq(6, 10) + rxreq(7, 11) + rxreq(8, 12), pages=PAGES,
+    hashblk=HASH))
+put("fuzz_net_pass", "rx-two-queues-modulo", pass_input(
+    flags=F_SPLIT, frames=flows, rx=(0, 8), notify_rx=1,
+    rxring=RX4 + rxreq(5, 9) + rxreq(6, 10) + rxreq(7, 11) + rxreq(8, 12), pages=PAGES,
+    hashblk=bytes([0x3, 0]) + key + bytes(16)))
