@@ -11,7 +11,8 @@
  * streams arrives and matches, no error response reaches the frontend, every RX
  * response lands in its request's slot, no TX id is lost (a full ring's worth of
  * sends succeeds on each queue at the end), the tap keeps its ifindex and bridge port,
- * traffic flows again within 1 s of each kill both ways (mean/max printed), the hash
+ * traffic flows again within 1 s of each kill both ways (mean/max printed); the same
+ * through 2 upgrades (SIGHUP: splitpvd kills its workers and re-executes); the hash
  * mapping set through the ctrl ring before the kills still steers flows after them,
  * and a clean detach removes the (persistent) tap.
  *
@@ -53,6 +54,7 @@
 #define PORT_HB_G 5104  /* heartbeat to the guest */
 #define NF_RING 256u    /* netfront's TX ring and id count per queue */
 #define ETH_TEST 0x88b5
+#define UPGRADES 2      /* splitpvd re-executions (SIGHUP) after the kills */
 
 static struct shim_harness shim;
 static char gns[64];
@@ -535,8 +537,8 @@ int main(int argc, char **argv)
 	struct hb hb_h = { .guest = false, .local_ip = HOST_IP, .remote_ip = GUEST_IP,
 			   .local_port = PORT_HB_H, .remote_port = PORT_HB_G };
 	struct xs_handle *wxs = NULL;
-	double reattach[64], sum = 0, worst = 0;
-	int nre = 0, writes = 0, done = 0, rc;
+	double reattach[64], sum = 0, worst = 0, worst_up = 0;
+	int nre = 0, nup = 0, writes = 0, done = 0, rc;
 	bool first_seen = false, streams = false, hbs = false, pumping = false;
 	unsigned int ifindex0, ifindex_bad = 0, brport_lost = 0;
 	char err[128], path[128];
@@ -646,7 +648,8 @@ int main(int argc, char **argv)
 	      (unsigned long long)up.progress, (unsigned long long)down.progress);
 	writes += state_writes(wxs, &first_seen);
 
-	while (done < kills && !lc_failures) {
+	while (done < kills + UPGRADES && !lc_failures) {
+		bool upgrade = done >= kills; /* splitpvd kills its workers and re-executes */
 		pid_t w = the_worker(splitpvd);
 		int64_t t_kill, a0 = 0, a1 = 0, deadline;
 		uint64_t up0 = up.progress, down0 = down.progress;
@@ -659,7 +662,10 @@ int main(int argc, char **argv)
 		__atomic_store_n(&first_after[1], 0, __ATOMIC_RELEASE);
 		t_kill = now_ns();
 		__atomic_store_n(&marker_ns, t_kill, __ATOMIC_RELEASE);
-		CHECK(kill(w, SIGKILL) == 0, "kill %d", (int)w);
+		if (upgrade)
+			CHECK(kill(splitpvd, SIGHUP) == 0, "SIGHUP to splitpvd");
+		else
+			CHECK(kill(w, SIGKILL) == 0, "kill %d", (int)w);
 		last = w;
 		done++;
 		/* Heartbeats sent after the kill arriving at both ends: traffic flows again. */
@@ -670,7 +676,13 @@ int main(int argc, char **argv)
 			usleep(1000);
 		CHECK(a0 && a1, "kill %d: no heartbeat %s within 3 s", done,
 		      !a0 ? "guest -> host" : "host -> guest");
-		if (a0 && a1) {
+		if (a0 && a1 && upgrade) {
+			double t = (double)((a0 > a1 ? a0 : a1) - t_kill) / 1e9;
+
+			nup++;
+			if (t > worst_up)
+				worst_up = t;
+		} else if (a0 && a1) {
 			double t = (double)((a0 > a1 ? a0 : a1) - t_kill) / 1e9;
 
 			reattach[nre++] = t;
@@ -690,7 +702,8 @@ int main(int argc, char **argv)
 		CHECK(up.progress > up0 && down.progress > down0,
 		      "kill %d: both streams progress afterwards", done);
 	}
-	CHECK(done == kills, "only %d of %d kills done", done, kills);
+	CHECK(done == kills + UPGRADES, "only %d of %d kills and upgrades done", done,
+	      kills + UPGRADES);
 	usleep(500000);
 	stop_streams = true;
 	pthread_join(up.send_th, NULL);
@@ -710,6 +723,8 @@ int main(int argc, char **argv)
 	printf("\n");
 	CHECK(nre == kills, "%d of %d re-attaches timed", nre, kills);
 	CHECK(worst < 1.0, "slowest re-attach %.3f s", worst);
+	CHECK(nup == UPGRADES && worst_up < 1.0, "upgrades: %d timed, slowest %.3f s", nup,
+	      worst_up);
 	CHECK(writes == 0, "the backend state node was written %d time(s)", writes);
 	CHECK(lc_failures || (up.send_rc == 0 && up.recv_rc == 0),
 	      "guest -> host stream: send %d, receive %d", up.send_rc, up.recv_rc);
@@ -728,6 +743,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)hb_h.received, (unsigned long long)hb_g.sent,
 	       (unsigned long long)hb_g.received, (unsigned long long)hb_h.sent,
 	       nre ? sum * 1000 / nre : 0.0, worst * 1000, ifindex0);
+	printf("upgrades %d: re-attach max %.1f ms\n", nup, worst_up * 1000);
 
 	pump.stop = true;
 	pthread_join(pump.th, NULL);
@@ -763,7 +779,7 @@ int main(int argc, char **argv)
 		    (f = open_memstream(&text, &len)) != NULL) {
 			rc = xenbus_supervisor_request(sock, "stats", f);
 			fclose(f);
-			snprintf(want, sizeof(want), "restarts %d ", kills);
+			snprintf(want, sizeof(want), "restarts %d ", kills + UPGRADES);
 			CHECK(rc == 0 && text && strstr(text, want), "stats show %s:\n%s", want,
 			      text ? text : "");
 			CHECK(text && strstr(text, "tx_packets "), "stats carry counters");
