@@ -16,6 +16,7 @@
 #include "xenbus/hv.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -347,6 +348,35 @@ static int shim_gnt_open(struct hv_gnt **out)
 	return 0;
 }
 
+/* A worker's handles after its privilege drop: each is a connection cloned from the
+ * one it opened as root (hv.sock accepts root only). Device threads may clone at the
+ * same time; the shared socket takes one call at a time. */
+static pthread_mutex_t clone_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int shim_gnt_share(struct hv_gnt *shared_base, struct hv_gnt **out)
+{
+	struct shim_gnt *shared = (struct shim_gnt *)shared_base, *g;
+	struct shim_hv_req req = { .op = SHIM_HV_CONN_CLONE, .self_domid = shared->self_domid };
+	struct shim_hv_rsp rsp;
+	int fd, rc;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->base.ops = &hv_shim_ops;
+	g->self_domid = shared->self_domid;
+	pthread_mutex_lock(&clone_lock);
+	rc = shim_hv_call(shared->sock, &req, &rsp, &fd, 1);
+	pthread_mutex_unlock(&clone_lock);
+	if (rc < 0) {
+		free(g);
+		return rc;
+	}
+	g->sock = fd;
+	*out = &g->base;
+	return 0;
+}
+
 static unsigned map_bucket(const void *addr)
 {
 	return (unsigned)(((uintptr_t)addr / HV_PAGE_SIZE) % SHIM_GNT_MAP_BUCKETS);
@@ -661,6 +691,16 @@ static int shim_evt_unbind(struct hv_evt *base, uint32_t port)
 	return 0;
 }
 
+static int shim_evt_restrict(struct hv_evt *base, uint32_t domid)
+{
+	struct shim_evt *e = (struct shim_evt *)base;
+	struct shim_hv_req req = { .op = SHIM_HV_EVTCHN_RESTRICT, .self_domid = e->self_domid,
+				   .domid = domid };
+	struct shim_hv_rsp rsp;
+
+	return shim_hv_call(e->sock, &req, &rsp, NULL, 0);
+}
+
 static int shim_evt_notify(struct hv_evt *base, uint32_t port)
 {
 	return shim_evq_notify(&((struct shim_evt *)base)->q, port);
@@ -691,4 +731,6 @@ const struct hv_ops hv_shim_ops = {
 	.evt_notify = shim_evt_notify,
 	.evt_pending = shim_evt_pending,
 	.evt_unmask = shim_evt_unmask,
+	.evt_restrict = shim_evt_restrict,
+	.gnt_share = shim_gnt_share,
 };

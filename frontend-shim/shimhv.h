@@ -43,6 +43,12 @@ enum shim_hv_op {
 	SHIM_HV_EVTCHN_BIND,
 	/* backend: domid, arg0 = remote port, serial from EVTCHN_BIND. */
 	SHIM_HV_EVTCHN_UNBIND,
+	/* backend: domid. From now on this connection binds only domid's ports (else
+	 * -EACCES, as Linux's IOCTL_EVTCHN_RESTRICT_DOMID); a second restrict: -EACCES. */
+	SHIM_HV_EVTCHN_RESTRICT,
+	/* backend: reply fds: [a new connection with this one's rights and restriction].
+	 * How a worker that can no longer connect to hv.sock opens more handles. */
+	SHIM_HV_CONN_CLONE,
 };
 
 struct shim_hv_req {
@@ -171,7 +177,8 @@ struct shim_hv_hooks {
 
 /*
  * Listen on rundir/hv.sock (an existing stale socket is replaced) and serve from
- * loop. 0 or -errno. Freed with shim_hv_close (NULL ok), which destroys every domain,
+ * loop. Like Xen's root-only device nodes, only uid 0 may connect (SO_PEERCRED; others
+ * are closed at once): a backend that dropped root keeps what it opened before. 0 or -errno. Freed with shim_hv_close (NULL ok), which destroys every domain,
  * closes every connection and unlinks the socket. Single-threaded: the loop's thread.
  */
 int shim_hv_open(struct shim_hv **out, struct ev_loop *loop, const char *rundir,

@@ -60,6 +60,8 @@ struct shim_hv_conn {
 	unsigned nr_attaches;
 	unsigned nr_binds;
 	bool used;                        /* issued any request: may no longer create */
+	bool restricted;                  /* EVTCHN_RESTRICT: binds only restrict_domid */
+	uint32_t restrict_domid;
 };
 
 struct shim_hv {

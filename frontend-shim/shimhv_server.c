@@ -69,6 +69,8 @@ static int reply(struct shim_hv_conn *c, const struct shim_hv_rsp *rsp, const in
 	return n == (ssize_t)sizeof(*rsp) ? 0 : -EIO;
 }
 
+static struct shim_hv_conn *conn_new(struct shim_hv *hv, int fd);
+
 static int handle(struct shim_hv_conn *c, const struct shim_hv_req *req)
 {
 	struct shim_hv *hv = c->hv;
@@ -144,6 +146,10 @@ static int handle(struct shim_hv_conn *c, const struct shim_hv_req *req)
 			rc = -EPERM;
 			break;
 		}
+		if (c->restricted && req->domid != c->restrict_domid) {
+			rc = -EACCES;
+			break;
+		}
 		d = shim_hv_dom_find(hv, req->domid);
 		if (!d) {
 			rc = -ESRCH;
@@ -167,13 +173,55 @@ static int handle(struct shim_hv_conn *c, const struct shim_hv_req *req)
 		d = shim_hv_dom_find(hv, req->domid);
 		rc = d ? shim_hv_chan_unbind(d, c, req->arg0, req->serial) : -ESRCH;
 		break;
+	case SHIM_HV_EVTCHN_RESTRICT:
+		if (c->dom || c->restricted) {
+			rc = -EACCES;
+			break;
+		}
+		if (req->domid == 0 || req->domid > SHIM_HV_DOMID_MAX) {
+			rc = -EINVAL;
+			break;
+		}
+		c->restricted = true;
+		c->restrict_domid = req->domid;
+		rc = 0;
+		break;
+	case SHIM_HV_CONN_CLONE: {
+		struct shim_hv_conn *n;
+		int sv[2];
+
+		if (c->dom) {
+			rc = -EPERM;
+			break;
+		}
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			rc = -errno;
+			break;
+		}
+		n = conn_new(hv, sv[0]);
+		if (!n) {
+			close(sv[0]);
+			close(sv[1]);
+			rc = -EMFILE;
+			break;
+		}
+		n->restricted = c->restricted;
+		n->restrict_domid = c->restrict_domid;
+		fds[0] = sv[1];
+		nfds = 1;
+		rc = 0;
+		break;
+	}
 	default:
 		rc = -ENOSYS;
 		break;
 	}
 	c->used = true;
 	rsp.err = rc;
-	return reply(c, &rsp, fds, rc < 0 ? 0 : nfds);
+	rc = reply(c, &rsp, fds, rc < 0 ? 0 : nfds);
+	if (req->op == SHIM_HV_CONN_CLONE && nfds == 1)
+		close(fds[0]); /* the client has its copy (or the reply failed) */
+	return rc;
 }
 
 static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -212,23 +260,16 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_close(c);
 }
 
-static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* A connection on fd (ours from here on, unless NULL is returned). */
+static struct shim_hv_conn *conn_new(struct shim_hv *hv, int fd)
 {
-	struct shim_hv *hv = w->data;
 	struct shim_hv_conn *c;
-	int fd = accept4(hv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	if (fd < 0)
-		return;
-	if (hv->nr_conns >= SHIM_HV_CONNS_MAX) {
-		close(fd);
-		return;
-	}
+	if (hv->nr_conns >= SHIM_HV_CONNS_MAX)
+		return NULL;
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
+	if (!c)
+		return NULL;
 	c->hv = hv;
 	c->fd = fd;
 	ev_io_init(&c->w, conn_cb, fd, EV_READ);
@@ -237,6 +278,25 @@ static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->next = hv->conns;
 	hv->conns = c;
 	hv->nr_conns++;
+	return c;
+}
+
+static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct shim_hv *hv = w->data;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd = accept4(hv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	/* As /dev/xen/gntdev and /dev/xen/evtchn (0600 root): root only. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+		close(fd);
+		return;
+	}
+	if (!conn_new(hv, fd))
+		close(fd);
 }
 
 /* Refuse to steal the socket of a live daemon; remove a stale one. */

@@ -397,6 +397,8 @@ static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (;;) {
 		struct shim_xs_conn *c;
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -405,6 +407,12 @@ static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				fprintf(stderr, "splitpv-xenstored: accept: %s\n", strerror(errno));
 			return;
+		}
+		/* As Xen's /var/run/xenstored/socket (0600 root): root only. A backend
+		 * that dropped root keeps the connection it opened before. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+			close(fd);
+			continue;
 		}
 		c = conn_new(d->xs, d->domid, fd);
 		if (!c) {

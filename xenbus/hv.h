@@ -70,14 +70,24 @@ struct hv_ops {
 	int (*evt_notify)(struct hv_evt *e, uint32_t port);
 	int (*evt_pending)(struct hv_evt *e);
 	int (*evt_unmask)(struct hv_evt *e, uint32_t port);
+	/* Only interdomain binds with domid from now on (else -EACCES); irrevocable. */
+	int (*evt_restrict)(struct hv_evt *e, uint32_t domid);
+	/* A new handle on the same grant-table access as shared (which stays open), for a
+	 * process that can no longer open the device itself. */
+	int (*gnt_share)(struct hv_gnt *shared, struct hv_gnt **out);
 };
 
 /* Every handle starts with this, so the wrappers below can dispatch. */
 struct hv_gnt {
 	const struct hv_ops *ops;
 };
+#define HV_EVT_POOL_BINDS 8 /* ports one pooled handle may have bound at once */
 struct hv_evt {
 	const struct hv_ops *ops;
+	/* hv.c's bookkeeping for handles of the worker pool (hv_worker_init) */
+	bool pooled;
+	unsigned int nbound;
+	uint32_t bound[HV_EVT_POOL_BINDS];
 };
 
 extern const struct hv_ops hv_xen_ops;  /* xenbus/hv_xen.c */
@@ -121,5 +131,22 @@ int hv_evt_unbind(struct hv_evt *e, uint32_t port);
 int hv_evt_notify(struct hv_evt *e, uint32_t port);
 int hv_evt_pending(struct hv_evt *e);
 int hv_evt_unmask(struct hv_evt *e, uint32_t port);
+
+/*
+ * Worker mode: what a backend worker opens while it is still root, before it drops to
+ * its guest's uid (after which /dev/xen/gntdev, /dev/xen/evtchn and the shim's hv.sock
+ * can no longer be opened). Call once, before any device thread exists:
+ *   - one grant-table handle; from then on every hv_gnt_open returns a new handle that
+ *     shares it (real Xen: the same gntdev fd, which is safe to share between threads;
+ *     shim: a connection cloned from it), so hv_gnt_open keeps working after the drop;
+ *   - pool_size event-channel handles, each restricted to domid (xenevtchn_restrict:
+ *     binding any other domain's port fails with -EACCES, and can't be undone).
+ *     hv_evt_open takes one (-EMFILE, logged, when none is left); hv_evt_close unbinds
+ *     whatever is still bound on it and gives it back, so reconnects never exhaust it.
+ * 0 or -errno (then nothing is kept open).
+ */
+int hv_worker_init(uint32_t domid, unsigned int pool_size);
+/* Free handles left in the pool (tests, logs). */
+unsigned int hv_worker_pool_free(void);
 
 #endif

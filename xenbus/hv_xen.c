@@ -28,6 +28,7 @@ _Static_assert(HV_COPY_DEST_GREF == GNTCOPY_dest_gref, "dest flag");
 struct xen_gnt {
 	struct hv_gnt base;
 	xengnttab_handle *xgt;
+	bool borrowed; /* gnt_share: xgt belongs to the worker's shared handle */
 };
 
 struct xen_evt {
@@ -62,8 +63,24 @@ static void xen_gnt_close(struct hv_gnt *base)
 {
 	struct xen_gnt *g = (struct xen_gnt *)base;
 
-	xengnttab_close(g->xgt);
+	if (!g->borrowed)
+		xengnttab_close(g->xgt);
 	free(g);
+}
+
+/* gntdev is ioctls and mmap on one fd: one handle serves every thread. Mappings are
+ * unmapped by address, so each device still unmaps only what it mapped. */
+static int xen_gnt_share(struct hv_gnt *shared, struct hv_gnt **out)
+{
+	struct xen_gnt *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return -ENOMEM;
+	g->base.ops = &hv_xen_ops;
+	g->xgt = ((struct xen_gnt *)shared)->xgt;
+	g->borrowed = true;
+	*out = &g->base;
+	return 0;
 }
 
 static void *xen_gnt_map(struct hv_gnt *base, uint32_t domid, uint32_t count,
@@ -144,6 +161,13 @@ static int xen_evt_unmask(struct hv_evt *e, uint32_t port)
 	return neg_errno(xenevtchn_unmask(XCE(e), port));
 }
 
+static int xen_evt_restrict(struct hv_evt *e, uint32_t domid)
+{
+	if (domid == 0 || domid >= 0x7FF0)
+		return -EINVAL;
+	return neg_errno(xenevtchn_restrict(XCE(e), (domid_t)domid));
+}
+
 const struct hv_ops hv_xen_ops = {
 	.name = "xen",
 	.gnt_open = xen_gnt_open,
@@ -159,4 +183,6 @@ const struct hv_ops hv_xen_ops = {
 	.evt_notify = xen_evt_notify,
 	.evt_pending = xen_evt_pending,
 	.evt_unmask = xen_evt_unmask,
+	.evt_restrict = xen_evt_restrict,
+	.gnt_share = xen_gnt_share,
 };

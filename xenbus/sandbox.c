@@ -4,10 +4,12 @@
 #include "xenbus/log.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -78,16 +80,12 @@ static int install_filter(void)
 	return 0;
 }
 
-static int drop_capabilities(void)
+/* The bounding set, then permitted and effective, cut down to mask. */
+static int drop_capabilities_to(uint64_t mask)
 {
-	static const int keep[] = { CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
-				    CAP_NET_ADMIN, CAP_IPC_LOCK, CAP_SYS_RESOURCE };
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2];
-	uint64_t mask = 0;
 
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		mask |= 1ull << keep[i];
 	/* Out of the bounding set first, so nothing can bring them back. */
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
 		if (!(mask & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
@@ -106,11 +104,74 @@ static int drop_capabilities(void)
 	return 0;
 }
 
-int sandbox_enter(const char *who)
+static int drop_capabilities(void)
+{
+	static const int keep[] = { CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
+				    CAP_NET_ADMIN, CAP_IPC_LOCK, CAP_SYS_RESOURCE };
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		mask |= 1ull << keep[i];
+	return drop_capabilities_to(mask);
+}
+
+/* No root left: the ids, with keep's capabilities carried across the switch. */
+static int switch_user(unsigned int uid, unsigned int gid, uint64_t keep)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	int rc;
+
+	/* Bounding set while we still have CAP_SETPCAP; keep permitted across setuid. */
+	rc = drop_capabilities_to(keep | (1ull << CAP_SETUID) | (1ull << CAP_SETGID) |
+				  (1ull << CAP_SETPCAP));
+	if (rc)
+		return rc;
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+		return -errno;
+	if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+	    setresuid(uid, uid, uid) != 0)
+		return -errno;
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	/* setuid cleared the effective set; permitted still has what we kept. The three
+	 * that made the switch leave the bounding set too, then permitted. */
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return -errno;
+	data[0].effective = data[0].permitted;
+	data[1].effective = data[1].permitted;
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		return -errno;
+	if (prctl(PR_CAPBSET_DROP, CAP_SETUID, 0, 0, 0) != 0 ||
+	    prctl(PR_CAPBSET_DROP, CAP_SETGID, 0, 0, 0) != 0 ||
+	    prctl(PR_CAPBSET_DROP, CAP_SETPCAP, 0, 0, 0) != 0)
+		return -errno;
+	data[0].effective = data[0].permitted = (uint32_t)keep;
+	data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
+	data[0].inheritable = data[1].inheritable = 0;
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		return -errno;
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+		return -EPERM;
+#ifdef SANITIZED
+	/* LeakSanitizer's exit-time check ptraces us from a child; a uid change made us
+	 * non-dumpable (unattachable). Sanitizer builds only. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+	return 0;
+}
+
+static int enter(const char *who, bool as_user, unsigned int uid, unsigned int gid,
+		 uint64_t keep)
 {
 	int rc;
 
-	if (geteuid() == 0) {
+	if (as_user) {
+		rc = switch_user(uid, gid, keep);
+		if (rc) {
+			log_err(who, "switching to uid %u gid %u: %s", uid, gid, strerror(-rc));
+			return rc;
+		}
+	} else if (geteuid() == 0) {
 		rc = drop_capabilities();
 		if (rc) {
 			log_err(who, "dropping capabilities: %s", strerror(-rc));
@@ -129,4 +190,16 @@ int sandbox_enter(const char *who)
 	}
 	log_debug(who, "sandboxed: %zu system calls denied, capabilities reduced", NDENIED);
 	return 0;
+}
+
+int sandbox_enter(const char *who)
+{
+	return enter(who, false, 0, 0, 0);
+}
+
+int sandbox_enter_as(const char *who, unsigned int uid, unsigned int gid, uint64_t keep)
+{
+	if (geteuid() != 0 || uid == 0)
+		return -EPERM;
+	return enter(who, true, uid, gid, keep);
 }

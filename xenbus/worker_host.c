@@ -1,10 +1,13 @@
 /* worker_host — the shared backend worker process (see worker_host.h). */
 #include "xenbus/worker_host.h"
 
+#include "xenbus/hv.h"
 #include "xenbus/log.h"
 #include "xenbus/sandbox.h"
+#include "xenbus/xs_mux.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@ struct worker {
 	void *dev;
 	char path[XENBUS_PATH_MAX];
 	int journal_fd;                     /* the supervisor's memfd, or -1 */
+	int storage_fd;                     /* backing storage splitpvd opened, or -1 */
 	int rc;
 	bool running;
 	bool frontend_gone;                 /* stop means the guest died (atomic) */
@@ -36,6 +40,13 @@ static ev_async thread_done;
 static int control_fd = -1;
 static ev_io control_io;
 static bool any_failed;
+static struct xenbus_xs_mux *xs_mux;
+static __thread int thread_storage_fd = -1;
+
+int worker_host_storage_fd(void)
+{
+	return thread_storage_fd;
+}
 
 static void removed_cb(struct xenbus_device *xb, void *opaque)
 {
@@ -66,6 +77,8 @@ static void *worker_main(void *arg)
 	struct xenbus_device *xb = wc->dev_xb(w->dev);
 	bool resume = wc->dev_journal ? wc->dev_journal(w->dev, w->journal_fd) : false;
 
+	thread_storage_fd = w->storage_fd;
+
 	if (resume)
 		w->rc = xenbus_device_resume(xb, w->loop, w->path, wc->ops, w->dev, removed_cb, w);
 	else
@@ -91,8 +104,9 @@ static struct worker *find_worker(const char *path)
 	return NULL;
 }
 
-/* Serve one more device on its own thread. The journal fd (or -1) becomes ours. */
-static int add_device(const char *path, int journal_fd)
+/* Serve one more device on its own thread. The journal and storage fds (or -1) become
+ * ours once this succeeds. */
+static int add_device(const char *path, int journal_fd, int storage_fd)
 {
 	struct worker *w;
 
@@ -103,6 +117,7 @@ static int add_device(const char *path, int journal_fd)
 		return -ENOMEM;
 	strcpy(w->path, path);
 	w->journal_fd = journal_fd;
+	w->storage_fd = storage_fd;
 	w->dev = wc->dev_new(wcfg);
 	w->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!w->dev || !w->loop)
@@ -153,6 +168,8 @@ static void thread_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 		control_gone(w->path, w->rc);
 		if (w->journal_fd >= 0)
 			close(w->journal_fd);
+		if (w->storage_fd >= 0)
+			close(w->storage_fd);
 		wc->dev_free(w->dev);
 		*pp = w->next;
 		free(w);
@@ -161,15 +178,48 @@ static void thread_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 		ev_break(loop, EVBREAK_ALL);
 }
 
+/* "add PATH [fds=LETTERS]": the fds attached, in order, are j = journal, s = storage. */
+static void control_add(char *arg, const int *fds, int nfds)
+{
+	char *sp = strchr(arg, ' ');
+	int jfd = -1, sfd = -1, rc;
+
+	if (sp && strncmp(sp, " fds=", 5) == 0) {
+		const char *l = sp + 5;
+
+		*sp = '\0';
+		for (int i = 0; l[i] && i < nfds; i++) {
+			if (l[i] == 'j' && jfd < 0)
+				jfd = fds[i];
+			else if (l[i] == 's' && sfd < 0)
+				sfd = fds[i];
+		}
+	} else if (nfds > 0) {
+		jfd = fds[0]; /* an older splitpvd: the journal only */
+	}
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] != jfd && fds[i] != sfd)
+			close(fds[i]);
+	rc = add_device(arg, jfd, sfd);
+	if (rc) {
+		log_err(arg, "can't add: %s", strerror(-rc));
+		if (jfd >= 0)
+			close(jfd);
+		if (sfd >= 0)
+			close(sfd);
+		control_gone(arg, rc);
+	}
+}
+
 static void control_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	char buf[XENBUS_PATH_MAX + 16], cbuf[CMSG_SPACE(sizeof(int))];
+	char buf[XENBUS_PATH_MAX + 32], cbuf[CMSG_SPACE(sizeof(int) * WORKER_HOST_MAX_FDS)];
 	struct iovec iov = { buf, sizeof(buf) - 1 };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
 	ssize_t n = recvmsg(control_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	int fd = -1;
+	int fds[WORKER_HOST_MAX_FDS], nfds = 0;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -181,23 +231,25 @@ static void control_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	buf[n] = '\0';
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	if (strncmp(buf, "add ", 4) == 0) {
-		int rc = add_device(buf + 4, fd);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
 
-		if (rc) {
-			log_err(buf + 4, "can't add: %s", strerror(-rc));
-			if (fd >= 0)
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (nfds < WORKER_HOST_MAX_FDS)
+				fds[nfds++] = fd;
+			else
 				close(fd);
-			control_gone(buf + 4, rc);
 		}
+	}
+	if (strncmp(buf, "add ", 4) == 0) {
+		control_add(buf + 4, fds, nfds);
 		return;
 	}
-	if (fd >= 0)
-		close(fd);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
 	if (strncmp(buf, "gone ", 5) == 0) {
 		struct worker *w = find_worker(buf + 5);
 
@@ -215,15 +267,99 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		ev_async_send(w->loop, &w->stop);
 }
 
-/* "--journal PATH=FD": the fd of that path, or -1. */
-static int journal_for(char **journals, int nj, const char *path)
+/* "--journal PATH=JFD[,SFD]": that path's journal and storage fds (-1: none). */
+static void journal_for(char **journals, int nj, const char *path, int *jfd, int *sfd)
 {
 	size_t len = strlen(path);
 
-	for (int i = 0; i < nj; i++)
-		if (strncmp(journals[i], path, len) == 0 && journals[i][len] == '=')
-			return atoi(journals[i] + len + 1);
-	return -1;
+	*jfd = *sfd = -1;
+	for (int i = 0; i < nj; i++) {
+		const char *comma;
+
+		if (strncmp(journals[i], path, len) != 0 || journals[i][len] != '=')
+			continue;
+		*jfd = atoi(journals[i] + len + 1);
+		comma = strchr(journals[i] + len + 1, ',');
+		if (comma)
+			*sfd = atoi(comma + 1);
+		return;
+	}
+}
+
+/* SPLITPV_WORKER_* (set by splitpvd) as an unsigned number; def if unset. */
+static int env_uint(const char *name, unsigned long max, unsigned long def, unsigned long *out)
+{
+	const char *v = getenv(name);
+	char *end;
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	*out = strtoul(v, &end, 0);
+	if (errno || *end || *out > max) {
+		log_err(NULL, "%s=%s: not a number up to %lu", name, v, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Least privilege (splitpvd sets SPLITPV_WORKER_UID, _DOMID, _CAPS, _EVTCHNS, _RUNDIR):
+ * open, as root, everything the devices will need from root-only places: one
+ * xenstore connection (the mux), one grant-table handle, a pool of event-channel
+ * handles restricted to the guest. Then become the guest's uid with the sandbox.
+ */
+static int enter_sandbox(const struct worker_class *cls)
+{
+	unsigned long uid, domid, pool;
+	const char *caps = getenv("SPLITPV_WORKER_CAPS"), *dir = getenv("SPLITPV_WORKER_RUNDIR");
+	uint64_t keep = 0;
+	char sock[108];
+	int rc;
+
+	if (getenv("SPLITPV_NO_SANDBOX")) {
+		log_warn(NULL, "%s: SPLITPV_NO_SANDBOX: running unsandboxed, as uid %u", cls->prog,
+			 (unsigned int)getuid());
+		return 0;
+	}
+	if (env_uint("SPLITPV_WORKER_UID", 0xfffffffeul, 0, &uid) ||
+	    env_uint("SPLITPV_WORKER_DOMID", 0x7FEF, 0, &domid) ||
+	    env_uint("SPLITPV_WORKER_EVTCHNS", 4096, WORKER_HOST_EVTCHNS, &pool))
+		return -EINVAL;
+	if (uid == 0)
+		return sandbox_enter(cls->prog);
+	if (domid == 0) {
+		log_err(NULL, "SPLITPV_WORKER_UID without SPLITPV_WORKER_DOMID");
+		return -EINVAL;
+	}
+	if (caps && strcmp(caps, "net_admin") == 0)
+		keep = 1ull << CAP_NET_ADMIN;
+	else if (caps && *caps) {
+		log_err(NULL, "SPLITPV_WORKER_CAPS=%s: only net_admin may be kept", caps);
+		return -EINVAL;
+	}
+	if (!dir || !*dir)
+		dir = "/run/splitpv-workers";
+	if (snprintf(sock, sizeof(sock), "%s/xs-%d.sock", dir, (int)getpid()) >= (int)sizeof(sock))
+		return -ENAMETOOLONG;
+	rc = xenbus_xs_mux_open(&xs_mux, main_loop, sock, (uid_t)uid, (gid_t)uid);
+	if (rc) {
+		log_err(NULL, "xenstore connection for the devices (%s): %s", sock, strerror(-rc));
+		return rc;
+	}
+	rc = hv_worker_init((uint32_t)domid, (unsigned int)pool);
+	if (rc) {
+		log_err(NULL, "grant table and %lu event channels for dom%lu: %s", pool, domid,
+			strerror(-rc));
+		return rc;
+	}
+	rc = sandbox_enter_as(cls->prog, (unsigned int)uid, (unsigned int)uid, keep);
+	if (rc)
+		return rc;
+	log_info(NULL, "%s for dom%lu: uid/gid %lu, %s, %lu event-channel handles", cls->prog,
+		 domid, uid, keep ? "CAP_NET_ADMIN kept" : "no capabilities", pool);
+	return 0;
 }
 
 static void block_signals(int how)
@@ -245,17 +381,20 @@ int worker_host_run(const struct worker_class *cls, const void *cfg, char **path
 	wc = cls;
 	wcfg = cfg;
 	control_fd = cfd;
+	signal(SIGPIPE, SIG_IGN);
+	main_loop = EV_DEFAULT;
 	/* Before any thread exists: they all inherit it. */
-	if (!getenv("SPLITPV_NO_SANDBOX") && sandbox_enter(cls->prog) != 0)
+	if (enter_sandbox(cls) != 0)
 		return 1;
 	/* Device threads take no signals (they inherit this mask); the main loop does. */
 	block_signals(SIG_BLOCK);
-	signal(SIGPIPE, SIG_IGN);
-	main_loop = EV_DEFAULT;
 	ev_async_init(&thread_done, thread_done_cb);
 	ev_async_start(main_loop, &thread_done);
 	for (int i = 0; i < npaths; i++) {
-		if (add_device(paths[i], journal_for(journals, nj, paths[i])) != 0) {
+		int jfd, sfd;
+
+		journal_for(journals, nj, paths[i], &jfd, &sfd);
+		if (add_device(paths[i], jfd, sfd) != 0) {
 			log_err(paths[i], "%s: can't start a thread", cls->prog);
 			return 1;
 		}
@@ -275,5 +414,7 @@ int worker_host_run(const struct worker_class *cls, const void *cfg, char **path
 	 * the supervisor starts a new one for the guest's next device). */
 	if (workers)
 		ev_run(main_loop, 0);
+	xenbus_xs_mux_close(xs_mux);
+	xs_mux = NULL;
 	return any_failed ? 1 : 0;
 }

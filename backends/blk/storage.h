@@ -68,6 +68,10 @@ struct blk_storage_opts {
 	bool direct;          /* O_DIRECT where the I/O is aligned, buffered otherwise */
 	unsigned queue_depth; /* I/Os in flight at once; 0 = 64; more are queued privately */
 	bool force_sync;      /* file: skip io_uring, use the synchronous fallback (tests) */
+	bool have_fd;         /* file: use fd (already open on the path, e.g. by splitpvd for a
+			       * worker that can't open it) instead of opening the path; the
+			       * driver dups it, the caller keeps fd */
+	int fd;
 };
 
 struct blk_storage;

@@ -456,9 +456,55 @@ static int query_info(struct file_storage *fs, const struct stat *st)
 	return 0;
 }
 
+/*
+ * The descriptor someone else opened for us (a worker after its privilege drop can't
+ * open the image itself). Its access mode decides read-only; O_DIRECT is set on it with
+ * fcntl, and the buffered twin needs a second open file description, which only a
+ * reopen through /proc can give: if that is refused, plain buffered I/O.
+ */
+static int adopt_fd(struct file_storage *fs, const struct blk_storage_opts *opts)
+{
+	int fl, acc;
+
+	fs->fd = fcntl(opts->fd, F_DUPFD_CLOEXEC, 0);
+	if (fs->fd < 0)
+		return -errno;
+	fl = fcntl(fs->fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	acc = fl & O_ACCMODE;
+	if (acc == O_WRONLY)
+		return -EBADF;
+	if (acc == O_RDONLY && !fs->base.readonly) {
+		log_info(fs->path, "opened read-only for us: serving read-only");
+		fs->base.readonly = true;
+	}
+	if (!opts->direct)
+		return 0;
+	{
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fs->fd);
+		fs->fd_buf = open(proc, O_CLOEXEC | (fs->base.readonly ? O_RDONLY : O_RDWR));
+	}
+	if (fs->fd_buf < 0 || fcntl(fs->fd, F_SETFL, fl | O_DIRECT) < 0) {
+		log_warn(fs->path, "O_DIRECT not available on the descriptor we were given (%s): "
+			 "buffered I/O", strerror(errno));
+		if (fs->fd_buf >= 0)
+			close(fs->fd_buf);
+		fs->fd_buf = -1;
+		return 0;
+	}
+	fs->direct = true;
+	return 0;
+}
+
 static int open_fds(struct file_storage *fs, const struct blk_storage_opts *opts)
 {
 	int flags = O_CLOEXEC | (fs->base.readonly ? O_RDONLY : O_RDWR);
+
+	if (opts->have_fd)
+		return adopt_fd(fs, opts);
 
 	fs->fd = open(fs->path, flags | (opts->direct ? O_DIRECT : 0));
 	if (fs->fd < 0 && errno == EROFS && !fs->base.readonly) {

@@ -7,6 +7,7 @@
 #include "backends/blk/blkback.h"
 
 #include "xenbus/log.h"
+#include "xenbus/worker_host.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -153,6 +154,9 @@ static int blk_probe(struct xenbus_device *xb)
 	memset(&opts, 0, sizeof(opts));
 	opts.readonly = dev->readonly;
 	opts.direct = dev->cfg.direct;
+	/* A worker without root serves the image splitpvd opened for it. */
+	opts.fd = worker_host_storage_fd();
+	opts.have_fd = opts.fd >= 0;
 	rc = blk_storage_open(&dev->st, dev->params, &opts, xb->loop);
 	if (rc) {
 		log_err(xb->name, "can't open '%s': %s", dev->params, strerror(-rc));

@@ -10,8 +10,15 @@
  * detaching guests). Same binary on Xen and on the shim (SPLITPV_SHIM).
  * Counterparts: QEMU hw/xen/xen-bus.c discovery, `xl devd`.
  *
- *   splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] [-- worker options...]
+ * Least privilege: each worker runs as uid = gid = BASE + guest domid (BASE from
+ * --worker-uid-base, default DEFAULT_UID_BASE; 0 keeps workers root, loudly), with the
+ * guest's disk images opened here and handed over (see xenbus/worker_host.h and
+ * docs/SECURITY.md, "Privilege model").
+ *
+ *   splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] [--worker-uid-base N]
+ *            [-- worker options...]
  */
+#include "backends/blk/storage.h"
 #include "xenbus/journal.h"
 #include "xenbus/log.h"
 #include "xenbus/supervisor.h"
@@ -49,6 +56,12 @@
 #define BACKOFF_MAX_S 5.0
 #define MAX_RAPID 6
 
+#define DEFAULT_UID_BASE 0x7ff00000u
+/* Devices of one type a guest is expected to have connected at once: sizes each
+ * worker's pool of event-channel handles (per device: its queues, + 1 for a vif's
+ * control ring). */
+#define POOL_DEVICES 8u
+
 /* One worker process: every device of one guest of one backend type. */
 struct worker {
 	bool used;
@@ -69,6 +82,7 @@ struct dev {
 	char type[16];
 	unsigned int domid;
 	int jfd;                      /* crash journal memfd: kept across worker restarts */
+	int sfd;                      /* vbd file/phy: the image, opened here for the worker */
 	struct worker *w;             /* serving it, or NULL */
 	bool failed;                  /* its worker couldn't serve it: leave it alone */
 };
@@ -84,6 +98,8 @@ static bool logging_syslog;
 static struct ev_loop *loop;
 static int listen_fd = -1;
 static bool upgrade_requested;
+static unsigned long uid_base = DEFAULT_UID_BASE;
+static char worker_rundir[PATH_MAX];
 
 static double now_s(void)
 {
@@ -124,17 +140,127 @@ static void dev_drop(struct dev *d)
 	if (d->jfd >= 0)
 		close(d->jfd);
 	d->jfd = -1;
+	if (d->sfd >= 0)
+		close(d->sfd);
+	d->sfd = -1;
 	d->used = false;
 	d->w = NULL;
 }
 
 static void ctl_cb(struct ev_loop *l, ev_io *io, int revents);
 
+/* Queues per device the workers offer: their --max-queues, else as they default. */
+static unsigned long worker_max_queues(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long q = cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned long)cpus;
+
+	for (int k = 0; k < nworker_args; k++) {
+		if (strcmp(worker_args[k], "--max-queues") == 0 && k + 1 < nworker_args)
+			q = strtoul(worker_args[k + 1], NULL, 10);
+		else if (strncmp(worker_args[k], "--max-queues=", 13) == 0)
+			q = strtoul(worker_args[k] + 13, NULL, 10);
+	}
+	return q < 1 ? 1 : q > 64 ? 64 : q;
+}
+
+/*
+ * A vbd on network storage (nbd:, rbd:): its driver connects by itself, again after
+ * every server restart, with the worker's credentials (socket path, ceph.conf and
+ * keyring). Such a worker keeps root (capability-reduced, as with --worker-uid-base 0)
+ * unless SPLITPV_NETSTORE_DROP=1 says those are reachable by the guest's uid/gid.
+ */
+static const char *network_storage(const struct worker *w)
+{
+	static char params[128];
+
+	if (strcmp(w->type, "vbd") != 0 || getenv("SPLITPV_NETSTORE_DROP"))
+		return NULL;
+	for (int k = 0; k < MAX_DEVICES; k++) {
+		const struct blk_storage_ops *ops;
+		const char *arg;
+		char *p = NULL;
+		bool net;
+
+		if (!devs[k].used || devs[k].w != w ||
+		    xenbus_read_str(xs, XBT_NULL, devs[k].path, "params", &p) != 0)
+			continue;
+		net = blk_storage_parse_params(p, &ops, &arg) == 0 &&
+		      ops != &blk_storage_file_ops && ops != &blk_storage_null_ops;
+		if (net)
+			snprintf(params, sizeof(params), "%s", p);
+		free(p);
+		if (net)
+			return params;
+	}
+	return NULL;
+}
+
+/* In the child, before exec: what the worker needs to drop privileges (see
+ * xenbus/worker_host.h). */
+static void worker_env(const struct worker *w, bool keep_root)
+{
+	char v[32];
+	bool vif = strcmp(w->type, "vif") == 0;
+	unsigned long per_dev = worker_max_queues() + (vif ? 1 : 0);
+
+	if (uid_base == 0 || keep_root)
+		return; /* stays root (logged) */
+	snprintf(v, sizeof(v), "%lu", uid_base + w->domid);
+	setenv("SPLITPV_WORKER_UID", v, 1);
+	snprintf(v, sizeof(v), "%u", w->domid);
+	setenv("SPLITPV_WORKER_DOMID", v, 1);
+	/* blk: nothing (its images come from us, io_uring needs no privilege since 5.12's
+	 * memcg accounting); net: CAP_NET_ADMIN to create and configure its taps. */
+	setenv("SPLITPV_WORKER_CAPS", vif ? "net_admin" : "", 1);
+	snprintf(v, sizeof(v), "%lu", per_dev * POOL_DEVICES);
+	setenv("SPLITPV_WORKER_EVTCHNS", v, 1);
+	setenv("SPLITPV_WORKER_RUNDIR", worker_rundir, 1);
+}
+
+/*
+ * A vbd whose params name a file or block device: open it here, with the device's mode,
+ * for a worker that can't (it runs as the guest's uid). -1 for anything else (network
+ * targets, null:, an empty cdrom) or on failure (the worker then reports it).
+ */
+static int open_storage(const struct dev *d)
+{
+	const struct blk_storage_ops *ops;
+	char *params = NULL, *mode = NULL, *devtype = NULL;
+	const char *arg;
+	bool ro = false;
+	int fd = -1;
+
+	if (strcmp(d->type, "vbd") != 0 || uid_base == 0)
+		return -1;
+	if (xenbus_read_str(xs, XBT_NULL, d->path, "params", &params) != 0)
+		return -1;
+	if (blk_storage_parse_params(params, &ops, &arg) != 0 || ops != &blk_storage_file_ops)
+		goto out;
+	if (xenbus_read_str(xs, XBT_NULL, d->path, "mode", &mode) == 0)
+		ro = strcmp(mode, "w") != 0 && strcmp(mode, "w!") != 0;
+	if (xenbus_read_str(xs, XBT_NULL, d->path, "device-type", &devtype) == 0 &&
+	    strcmp(devtype, "cdrom") == 0)
+		ro = true;
+	/* Not CLOEXEC: an upgrade re-exec passes it on (spawn sets it per worker). */
+	fd = open(arg, (ro ? O_RDONLY : O_RDWR) | O_NOCTTY);
+	if (fd < 0 && errno == EROFS && !ro)
+		fd = open(arg, O_RDONLY | O_NOCTTY); /* read-only media: the worker sees it */
+	if (fd < 0)
+		log_warn(d->path, "opening %s for the worker: %s", arg, strerror(errno));
+out:
+	free(params);
+	free(mode);
+	free(devtype);
+	return fd;
+}
+
 /* Fork and exec the worker for w with every device assigned to it. */
 static int spawn(struct worker *w)
 {
 	char bin[PATH_MAX + 32], ctlarg[16];
 	char **argv, (*jargs)[XENBUS_PATH_MAX + 16];
+	const char *netstore;
 	int sv[2], i = 0, nj = 0;
 	pid_t pid;
 
@@ -163,9 +289,13 @@ static int spawn(struct worker *w)
 	argv[i++] = "--control-fd";
 	argv[i++] = ctlarg;
 	for (int k = 0; k < MAX_DEVICES; k++) {
-		if (!devs[k].used || devs[k].w != w || devs[k].jfd < 0)
+		if (!devs[k].used || devs[k].w != w || (devs[k].jfd < 0 && devs[k].sfd < 0))
 			continue;
-		snprintf(jargs[nj], sizeof(jargs[nj]), "%s=%d", devs[k].path, devs[k].jfd);
+		if (devs[k].sfd >= 0)
+			snprintf(jargs[nj], sizeof(jargs[nj]), "%s=%d,%d", devs[k].path, devs[k].jfd,
+				 devs[k].sfd);
+		else
+			snprintf(jargs[nj], sizeof(jargs[nj]), "%s=%d", devs[k].path, devs[k].jfd);
 		argv[i++] = "--journal";
 		argv[i++] = jargs[nj++];
 	}
@@ -173,13 +303,22 @@ static int spawn(struct worker *w)
 		if (devs[k].used && devs[k].w == w)
 			argv[i++] = devs[k].path;
 	argv[i] = NULL;
+	netstore = uid_base ? network_storage(w) : NULL;
+	if (netstore)
+		log_warn(NULL, "dom%u: network storage %s: its blk worker keeps running as root "
+			 "(capability-reduced); see docs/OPERATIONS.md", w->domid, netstore);
 	pid = fork();
 	if (pid == 0) {
-		/* Least privilege: the worker inherits its own guest's journals only. */
-		for (int k = 0; k < MAX_DEVICES; k++)
+		/* Least privilege: the worker inherits its own guest's journals and images
+		 * only, and becomes the guest's uid once it has opened what it needs. */
+		for (int k = 0; k < MAX_DEVICES; k++) {
 			if (devs[k].used && devs[k].jfd >= 0)
 				fcntl(devs[k].jfd, F_SETFD, devs[k].w == w ? 0 : FD_CLOEXEC);
+			if (devs[k].used && devs[k].sfd >= 0)
+				fcntl(devs[k].sfd, F_SETFD, devs[k].w == w ? 0 : FD_CLOEXEC);
+		}
 		fcntl(sv[1], F_SETFD, 0);
+		worker_env(w, netstore != NULL);
 		signal(SIGPIPE, SIG_DFL);
 		execv(bin, argv);
 		_exit(127);
@@ -204,22 +343,35 @@ static int spawn(struct worker *w)
 /* Hand a device to the running worker of its guest: "add PATH" + its journal fd. */
 static int hand_over(struct worker *w, struct dev *d)
 {
-	char msg[XENBUS_PATH_MAX + 8], cbuf[CMSG_SPACE(sizeof(int))];
+	char msg[XENBUS_PATH_MAX + 16], letters[4] = "";
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} cbuf;
 	struct iovec iov = { msg, 0 };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fds[2], nfds = 0;
 
-	iov.iov_len = (size_t)snprintf(msg, sizeof(msg), "add %s", d->path);
 	if (d->jfd >= 0) {
+		fds[nfds] = d->jfd;
+		letters[nfds++] = 'j';
+	}
+	if (d->sfd >= 0) {
+		fds[nfds] = d->sfd;
+		letters[nfds++] = 's';
+	}
+	iov.iov_len = (size_t)snprintf(msg, sizeof(msg), "add %s fds=%s", d->path, letters);
+	if (nfds) {
 		struct cmsghdr *c;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &d->jfd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
 	}
 	if (sendmsg(w->ctl, &mh, MSG_NOSIGNAL) < 0)
 		return -errno;
@@ -247,6 +399,9 @@ static void restart_cb(struct ev_loop *l, ev_timer *t, int revents)
 static void assign(struct dev *d)
 {
 	struct worker *w = find_worker(d->type, d->domid);
+
+	if (d->sfd < 0)
+		d->sfd = open_storage(d);
 
 	if (w && w->pid > 0) {
 		d->w = w;
@@ -347,6 +502,7 @@ static void scan_type(const char *type)
 				snprintf(d->path, sizeof(d->path), "%s", path);
 				snprintf(d->type, sizeof(d->type), "%s", type);
 				d->domid = domid;
+				d->sfd = -1;
 				/* Not CLOEXEC: an upgrade re-exec passes it on. */
 				d->jfd = memfd_create("splitpv-journal", 0);
 				if (d->jfd < 0)
@@ -398,6 +554,9 @@ static void ctl_message(struct worker *w, const char *msg)
 		if (d->jfd >= 0)
 			close(d->jfd);
 		d->jfd = -1;
+		if (d->sfd >= 0)
+			close(d->sfd);
+		d->sfd = -1;
 		return;
 	}
 	log_info(path, "released by dom%u's worker", w->domid);
@@ -432,6 +591,18 @@ static void ctl_cb(struct ev_loop *l, ev_io *io, int revents)
 	}
 }
 
+/* A dead worker's xenstore mux socket (xenbus/xs_mux.h): in our directory, it can't
+ * remove it itself. */
+static void worker_sock_unlink(pid_t pid)
+{
+	char sock[PATH_MAX + 32];
+
+	if (!worker_rundir[0])
+		return;
+	snprintf(sock, sizeof(sock), "%s/xs-%d.sock", worker_rundir, (int)pid);
+	unlink(sock);
+}
+
 /* libev has reaped the child already (ev_child): act on its pid and status. */
 static void reaped(pid_t pid, int status)
 {
@@ -444,6 +615,7 @@ static void reaped(pid_t pid, int status)
 	if (!w)
 		return;
 	ctl_drain(w);
+	worker_sock_unlink(pid);
 	ev_io_stop(loop, &w->ctl_io);
 	close(w->ctl);
 	w->ctl = -1;
@@ -804,9 +976,12 @@ static void reexec(void)
 	for (int k = 0; k < MAX_WORKERS; k++)
 		if (workers[k].used && workers[k].pid > 0)
 			kill(workers[k].pid, SIGKILL);
-	for (int k = 0; k < MAX_WORKERS; k++)
-		if (workers[k].used && workers[k].pid > 0)
+	for (int k = 0; k < MAX_WORKERS; k++) {
+		if (workers[k].used && workers[k].pid > 0) {
 			waitpid(workers[k].pid, NULL, 0);
+			worker_sock_unlink(workers[k].pid);
+		}
+	}
 	argv[i++] = saved_argv[0];
 	for (int k = 1; k < saved_argc; k++) {
 		if (strcmp(saved_argv[k], "--") == 0) {
@@ -866,6 +1041,33 @@ static void adopt(const char *arg)
 	snprintf(d->type, sizeof(d->type), "%s", type);
 	d->domid = domid;
 	d->jfd = atoi(eq + 1);
+	d->sfd = -1; /* opened again when it is assigned */
+}
+
+/* Where workers put their xenstore mux sockets: root's, searchable by all (0711), so a
+ * worker reaches its own socket (0600, its uid) and no other's. */
+static int open_worker_rundir(void)
+{
+	const char *env = getenv("SPLITPV_WORKER_RUNDIR"), *shim = getenv("SPLITPV_SHIM");
+	struct stat st;
+
+	if (env && *env)
+		snprintf(worker_rundir, sizeof(worker_rundir), "%s", env);
+	else if (shim && *shim)
+		snprintf(worker_rundir, sizeof(worker_rundir), "/tmp/splitpv-workers");
+	else
+		snprintf(worker_rundir, sizeof(worker_rundir), "/run/splitpv-workers");
+	if ((mkdir(worker_rundir, 0711) != 0 && errno != EEXIST) ||
+	    lstat(worker_rundir, &st) != 0) {
+		log_err(NULL, "worker directory %s: %s", worker_rundir, strerror(errno));
+		return -1;
+	}
+	/* In /tmp someone else could have made it first: ours, or refuse. */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || chmod(worker_rundir, 0711) != 0) {
+		log_err(NULL, "worker directory %s: not a directory of root's", worker_rundir);
+		return -1;
+	}
+	return 0;
 }
 
 static void stop_cb(struct ev_loop *l, ev_signal *s, int revents)
@@ -882,6 +1084,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'S' },
 		{ "syslog", no_argument, NULL, 's' },
 		{ "adopt-journal", required_argument, NULL, 'A' },
+		{ "worker-uid-base", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -911,10 +1114,24 @@ int main(int argc, char **argv)
 		case 'A':
 			adopt(optarg);
 			break;
+		case 'U': {
+			char *end;
+
+			errno = 0;
+			uid_base = strtoul(optarg, &end, 0);
+			if (errno || *end || uid_base > 0xfffffffeul - 0x7FEF) {
+				fprintf(stderr, "splitpvd: --worker-uid-base: 0..%#lx\n",
+					0xfffffffeul - 0x7FEF);
+				return 2;
+			}
+			break;
+		}
 		default:
 			printf("usage: splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] "
-			       "[-- worker options]\n"
-			       "  SIGHUP or `splitpv upgrade`: re-execute, keeping every guest attached\n");
+			       "[--worker-uid-base N] [-- worker options]\n"
+			       "  workers run as uid/gid N + guest domid (default %#x; 0: as root)\n"
+			       "  SIGHUP or `splitpv upgrade`: re-execute, keeping every guest attached\n",
+			       DEFAULT_UID_BASE);
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -931,6 +1148,16 @@ int main(int argc, char **argv)
 		*strrchr(worker_dir, '/') = '\0';
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (uid_base && (getenv("SPLITPV_NO_SANDBOX") || geteuid() != 0)) {
+		log_warn(NULL, "%s: workers keep running as uid %u, NOT as their guest's uid",
+			 geteuid() ? "not root" : "SPLITPV_NO_SANDBOX is set", (unsigned)geteuid());
+		uid_base = 0;
+	} else if (uid_base == 0) {
+		log_warn(NULL, "--worker-uid-base 0: workers run as ROOT (capability-reduced "
+			 "sandbox only); a compromised worker can reach other guests");
+	}
+	if (uid_base && open_worker_rundir() != 0)
+		return 1;
 	xs = xenbus_xs_open();
 	if (!xs) {
 		log_err(NULL, "xenstore: %s", strerror(errno));
@@ -976,9 +1203,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < MAX_WORKERS; i++)
 		if (workers[i].used && workers[i].pid > 0)
 			kill(workers[i].pid, SIGTERM);
-	for (int i = 0; i < MAX_WORKERS; i++)
-		if (workers[i].used && workers[i].pid > 0)
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		if (workers[i].used && workers[i].pid > 0) {
 			waitpid(workers[i].pid, NULL, 0);
+			worker_sock_unlink(workers[i].pid);
+		}
+	}
 	xenbus_watcher_deinit(&watcher);
 	xs_close(xs);
 	if (listen_fd >= 0) {
