@@ -39,8 +39,14 @@ static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
 		hv_evt_unmask(q->evt, (uint32_t)port);
 		q->stats.notify_in++;
 	}
-	if (rx)
+	if (rx) {
+		struct net_dev *dev = q->dev;
+
 		net_rx_kick(q);
+		/* A bogus RX index disconnected the device, which freed q. */
+		if (dev->xb.broken)
+			return;
+	}
 	if (tx)
 		net_tx_kick(q);
 }
