@@ -582,3 +582,351 @@ void hostile_vbd_layout(const struct hostile_vbd *h, const struct blkif_request 
 	memcpy(o, r, 4);
 	memcpy(o + 4, (const uint8_t *)r + 8, sizeof(struct blkif_x86_32_request) - 4);
 }
+
+/* ---- the raw netif frontend ---- */
+
+static int ring_make(struct hostile_vif *h, struct hostile_ring *r, size_t ent_size)
+{
+	int rc = shim_guest_page_alloc(h->g, 1, &r->frame);
+
+	if (rc)
+		return rc;
+	r->sring = shim_guest_frame_ptr(h->g, r->frame);
+	r->ent_size = ent_size;
+	r->nr_ents = ring_nr_ents(PAGE, ent_size);
+	memset((void *)r->sring, SLOT_PATTERN, PAGE);
+	memset((void *)r->sring, 0, RING_HDR_SIZE);
+	((volatile struct ring_sring_hdr *)r->sring)->req_event = 1;
+	((volatile struct ring_sring_hdr *)r->sring)->rsp_event = 1;
+	r->shadow = malloc((size_t)r->nr_ents * ent_size);
+	if (!r->shadow)
+		return -ENOMEM;
+	memset(r->shadow, SLOT_PATTERN, (size_t)r->nr_ents * ent_size);
+	rc = shim_guest_grant(h->g, r->frame, h->backend_id, false);
+	if (rc < 0)
+		return rc;
+	r->gref = (uint32_t)rc;
+	return 0;
+}
+
+static int vif_write_keys(struct xs_handle *xs, xs_transaction_t t, void *arg)
+{
+	struct hostile_vif *h = arg;
+	int rc = 0;
+
+	for (unsigned int i = 0; i < h->nq && !rc; i++) {
+		const struct hostile_vif_queue *q = &h->q[i];
+		char dir[300];
+
+		if (h->nq > 1)
+			snprintf(dir, sizeof(dir), "%s/queue-%u", h->fe, i);
+		else
+			snprintf(dir, sizeof(dir), "%s", h->fe);
+		rc = xenbus_printf(xs, t, dir, "tx-ring-ref", "%u", q->tx.gref);
+		rc = rc ?: xenbus_printf(xs, t, dir, "rx-ring-ref", "%u", q->rx.gref);
+		if (h->o.split_evtchn) {
+			rc = rc ?: xenbus_printf(xs, t, dir, "event-channel-tx", "%d", q->tx_port);
+			rc = rc ?: xenbus_printf(xs, t, dir, "event-channel-rx", "%d", q->rx_port);
+		} else {
+			rc = rc ?: xenbus_printf(xs, t, dir, "event-channel", "%d", q->tx_port);
+		}
+	}
+	if (h->o.queues)
+		rc = rc ?: xenbus_printf(xs, t, h->fe, "multi-queue-num-queues", "%u", h->o.queues);
+	if (h->o.ctrl_ring) {
+		rc = rc ?: xenbus_printf(xs, t, h->fe, "ctrl-ring-ref", "%u", h->ctrl.gref);
+		rc = rc ?: xenbus_printf(xs, t, h->fe, "event-channel-ctrl", "%d", h->ctrl_port);
+	}
+	rc = rc ?: xenbus_write(xs, t, h->fe, "request-rx-copy", "1");
+	rc = rc ?: xenbus_write(xs, t, h->fe, "feature-rx-notify", "1");
+	rc = rc ?: xenbus_write(xs, t, h->fe, "feature-sg", "1");
+	rc = rc ?: xenbus_write(xs, t, h->fe, "feature-gso-tcpv4", "1");
+	rc = rc ?: xenbus_write(xs, t, h->fe, "feature-gso-tcpv6", "1");
+	rc = rc ?: xenbus_write(xs, t, h->fe, "feature-ipv6-csum-offload", "1");
+	for (const struct hostile_key *k = h->o.keys; k && k->key && !rc; k++) {
+		if (k->value)
+			rc = xenbus_write(xs, t, h->fe, k->key, k->value);
+		else if ((rc = xenbus_rm(xs, t, h->fe, k->key)) == -ENOENT)
+			rc = 0;
+	}
+	return rc;
+}
+
+int hostile_vif_open(struct hostile_vif **out, struct shim_guest *g, unsigned int devid,
+		     const struct hostile_vif_opts *o)
+{
+	struct hostile_vif *h = calloc(1, sizeof(*h));
+	char *be = NULL;
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	h->g = g;
+	h->devid = devid;
+	h->o = *o;
+	h->ctrl_port = -1;
+	h->backend_state = -1;
+	for (unsigned int i = 0; i < HOSTILE_VIF_MAX_QUEUES; i++)
+		h->q[i].tx_port = h->q[i].rx_port = -1;
+	if (!h->o.timeout_ms)
+		h->o.timeout_ms = 5000;
+	if (!h->o.data_pages)
+		h->o.data_pages = 32;
+	/* Rings for as many queues as we claim, up to what we can hold. */
+	h->nq = h->o.queues == 0 ? 1 : h->o.queues;
+	if (h->nq > HOSTILE_VIF_MAX_QUEUES)
+		h->nq = HOSTILE_VIF_MAX_QUEUES;
+	h->xs = shim_guest_xs_open(g);
+	if (!h->xs) {
+		free(h);
+		return -errno;
+	}
+	snprintf(h->fe, sizeof(h->fe), "/local/domain/%u/device/vif/%u", shim_guest_domid(g),
+		 devid);
+	rc = xenbus_read_str(h->xs, XBT_NULL, h->fe, "backend", &be);
+	rc = rc ?: xenbus_read_uint(h->xs, XBT_NULL, h->fe, "backend-id", 0, 0x7FEF,
+				    &h->backend_id);
+	if (rc)
+		goto fail;
+	snprintf(h->be, sizeof(h->be), "%s", be);
+	free(be);
+	rc = hostile_vif_wait(h, 1u << XenbusStateInitWait, h->o.timeout_ms, NULL);
+	if (rc)
+		goto fail;
+	for (unsigned int i = 0; i < h->nq; i++) {
+		struct hostile_vif_queue *q = &h->q[i];
+
+		rc = ring_make(h, &q->tx, sizeof(union netif_tx_sring_entry));
+		rc = rc ?: ring_make(h, &q->rx, sizeof(union netif_rx_sring_entry));
+		if (rc)
+			goto fail;
+		rc = shim_guest_evtchn_alloc_unbound(g, h->backend_id);
+		if (rc < 0)
+			goto fail;
+		q->tx_port = q->rx_port = rc;
+		if (h->o.split_evtchn) {
+			rc = shim_guest_evtchn_alloc_unbound(g, h->backend_id);
+			if (rc < 0)
+				goto fail;
+			q->rx_port = rc;
+		}
+	}
+	((volatile struct ring_sring_hdr *)h->q[0].tx.sring)->req_prod = h->o.tx_req_prod_at_connect;
+	if (h->o.ctrl_ring) {
+		rc = ring_make(h, &h->ctrl, sizeof(union xen_netif_ctrl_sring_entry));
+		if (rc)
+			goto fail;
+		rc = shim_guest_evtchn_alloc_unbound(g, h->backend_id);
+		if (rc < 0)
+			goto fail;
+		h->ctrl_port = rc;
+	}
+	h->data_grefs = calloc(h->o.data_pages, sizeof(*h->data_grefs));
+	if (!h->data_grefs) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = shim_guest_page_alloc(g, h->o.data_pages, &h->data_frame);
+	if (rc)
+		goto fail;
+	for (unsigned int i = 0; i < h->o.data_pages; i++) {
+		rc = shim_guest_grant(g, h->data_frame + i, h->backend_id, false);
+		if (rc < 0)
+			goto fail;
+		h->data_grefs[i] = (uint32_t)rc;
+	}
+	rc = xenbus_transaction(h->xs, vif_write_keys, h, 10);
+	/* As Linux netfront: straight to Connected once the keys are written. */
+	rc = rc ?: xenbus_switch_state(h->xs, XBT_NULL, h->fe, XenbusStateConnected);
+	if (rc)
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	hostile_vif_close(h);
+	return rc < 0 ? rc : -EIO;
+}
+
+/* Revoke a grant, waiting while the backend still has it mapped; true when done. */
+static bool revoke_one(struct shim_guest *g, uint32_t *ref)
+{
+	if (*ref && shim_guest_revoke(g, *ref) == -EBUSY)
+		return false;
+	*ref = 0;
+	return true;
+}
+
+static void ring_free(struct hostile_vif *h, struct hostile_ring *r)
+{
+	if (r->sring)
+		shim_guest_page_free(h->g, r->frame, 1);
+	r->sring = NULL;
+	free(r->shadow);
+	r->shadow = NULL;
+}
+
+void hostile_vif_close(struct hostile_vif *h)
+{
+	if (!h)
+		return;
+	if (h->xs) {
+		xenbus_switch_state(h->xs, XBT_NULL, h->fe, XenbusStateClosing);
+		hostile_vif_wait(h, 1u << XenbusStateClosing | 1u << XenbusStateClosed |
+					    1u << XenbusStateUnknown | 1u << XenbusStateInitWait,
+				 h->o.timeout_ms, NULL);
+	}
+	/* The backend may still hold its ring mappings for a moment after Closing. */
+	for (int tries = 0; tries < 200; tries++) {
+		bool done = true;
+
+		for (unsigned int i = 0; i < h->nq; i++) {
+			done &= revoke_one(h->g, &h->q[i].tx.gref);
+			done &= revoke_one(h->g, &h->q[i].rx.gref);
+		}
+		done &= revoke_one(h->g, &h->ctrl.gref);
+		for (unsigned int i = 0; h->data_grefs && i < h->o.data_pages; i++)
+			done &= revoke_one(h->g, &h->data_grefs[i]);
+		if (done)
+			break;
+		usleep(5000);
+	}
+	for (unsigned int i = 0; i < h->nq; i++) {
+		struct hostile_vif_queue *q = &h->q[i];
+
+		if (q->rx_port >= 0 && q->rx_port != q->tx_port)
+			shim_guest_evtchn_close(h->g, (unsigned int)q->rx_port);
+		if (q->tx_port >= 0)
+			shim_guest_evtchn_close(h->g, (unsigned int)q->tx_port);
+		ring_free(h, &q->tx);
+		ring_free(h, &q->rx);
+	}
+	if (h->ctrl_port >= 0)
+		shim_guest_evtchn_close(h->g, (unsigned int)h->ctrl_port);
+	ring_free(h, &h->ctrl);
+	if (h->data_frame)
+		shim_guest_page_free(h->g, h->data_frame, h->o.data_pages);
+	if (h->xs) {
+		xenbus_switch_state(h->xs, XBT_NULL, h->fe, XenbusStateClosed);
+		xs_close(h->xs);
+	}
+	free(h->data_grefs);
+	free(h);
+}
+
+int hostile_vif_wait(struct hostile_vif *h, unsigned int want_mask, int timeout_ms, int *state)
+{
+	int st = -1, rc = hostile_wait_state(h->xs, h->be, want_mask, timeout_ms, &st);
+
+	h->backend_state = st;
+	if (state)
+		*state = st;
+	return rc;
+}
+
+int hostile_vif_set_state(struct hostile_vif *h, int state)
+{
+	return xenbus_switch_state(h->xs, XBT_NULL, h->fe, state);
+}
+
+int hostile_vif_notify(struct hostile_vif *h, int port)
+{
+	return port < 0 ? -EINVAL : shim_guest_evtchn_notify(h->g, (unsigned int)port);
+}
+
+void hostile_vif_drain_events(struct hostile_vif *h)
+{
+	/* Every port of the guest: a pending port stays masked until unmasked. */
+	for (int port; (port = shim_guest_evtchn_pending(h->g)) >= 0;)
+		shim_guest_evtchn_unmask(h->g, (unsigned int)port);
+}
+
+void *hostile_vif_data(struct hostile_vif *h, unsigned int i)
+{
+	return shim_guest_frame_ptr(h->g, h->data_frame + i % h->o.data_pages);
+}
+
+uint32_t hostile_vif_data_gref(struct hostile_vif *h, unsigned int i)
+{
+	return h->data_grefs[i % h->o.data_pages];
+}
+
+volatile uint32_t *hostile_ring_req_prod(struct hostile_ring *r)
+{
+	return &((volatile struct ring_sring_hdr *)r->sring)->req_prod;
+}
+
+volatile uint32_t *hostile_ring_rsp_prod(struct hostile_ring *r)
+{
+	return &((volatile struct ring_sring_hdr *)r->sring)->rsp_prod;
+}
+
+volatile uint32_t *hostile_ring_rsp_event(struct hostile_ring *r)
+{
+	return &((volatile struct ring_sring_hdr *)r->sring)->rsp_event;
+}
+
+volatile uint8_t *hostile_ring_slot(struct hostile_ring *r, uint32_t idx)
+{
+	return r->sring + RING_HDR_SIZE + (size_t)(idx & (r->nr_ents - 1)) * r->ent_size;
+}
+
+void hostile_ring_put(struct hostile_ring *r, const void *req, size_t len)
+{
+	uint32_t idx = r->req_prod_pvt & (r->nr_ents - 1);
+	uint8_t *shadow = r->shadow + (size_t)idx * r->ent_size;
+
+	if (len > r->ent_size)
+		len = r->ent_size;
+	memset(shadow, SLOT_PATTERN, r->ent_size);
+	memcpy(shadow, req, len);
+	memcpy((void *)hostile_ring_slot(r, idx), shadow, r->ent_size);
+	r->req_prod_pvt++;
+}
+
+void hostile_ring_publish(struct hostile_ring *r)
+{
+	__atomic_store_n(hostile_ring_req_prod(r), r->req_prod_pvt, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+int hostile_ring_wait_responses(struct hostile_vif *h, struct hostile_ring *r, uint32_t n,
+				int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		uint32_t prod = __atomic_load_n(hostile_ring_rsp_prod(r), __ATOMIC_ACQUIRE);
+
+		if (prod - r->rsp_cons >= n)
+			return 0;
+		if (now_ms() >= deadline)
+			return -ETIMEDOUT;
+		hostile_vif_drain_events(h);
+		usleep(200);
+	}
+}
+
+int hostile_ring_take_rsp(struct hostile_ring *r, void *rsp, size_t rsp_size, char *why,
+			  size_t why_len)
+{
+	uint32_t idx = r->rsp_cons & (r->nr_ents - 1);
+	const uint8_t *shadow = r->shadow + (size_t)idx * r->ent_size;
+	uint8_t b[64];
+	int rc = 0;
+
+	assert(r->ent_size <= sizeof(b) && rsp_size <= r->ent_size);
+	memcpy(b, (const void *)hostile_ring_slot(r, idx), r->ent_size);
+	memcpy(rsp, b, rsp_size);
+	for (size_t i = rsp_size; i < r->ent_size; i++) {
+		if (b[i] != shadow[i]) {
+			snprintf(why, why_len,
+				 "slot %u: byte %zu beyond the %zu-byte response changed (%#x -> %#x)",
+				 idx, i, rsp_size, shadow[i], b[i]);
+			rc = -EPROTO;
+			break;
+		}
+	}
+	r->rsp_cons++;
+	__atomic_store_n(hostile_ring_rsp_event(r), r->rsp_cons + 1, __ATOMIC_RELEASE);
+	return rc;
+}

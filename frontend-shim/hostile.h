@@ -1,18 +1,20 @@
 /*
  * hostile — a frontend that breaks the protocol on purpose, for the hostile-frontend
- * conformance suite (tests/integration/hostile_*.c). A raw blkif frontend whose keys,
- * ring indices, slots and grants the test writes byte by byte, plus helpers any
- * backend's suite can reuse: watching a worker process (alive, RSS, CPU), notification
- * storms and a thread that keeps rewriting shared memory (double fetch).
- * Counterpart of the backends it attacks (backends/blk/, backends/net/).
+ * conformance suite (tests/integration/hostile_*.c). A raw blkif frontend and a raw
+ * netif frontend whose keys, ring indices, slots and grants the test writes byte by
+ * byte, plus helpers any backend's suite can reuse: watching a worker process (alive,
+ * RSS, CPU), notification storms and a thread that keeps rewriting shared memory
+ * (double fetch). Counterpart of the backends it attacks (backends/blk/, backends/net/).
  *
- * Threading: a struct hostile_vbd is driven by one thread; a hostile_flipper runs its
- * own thread over memory the caller owns. Errors: 0 / a value >= 0, or -errno.
+ * Threading: a struct hostile_vbd or hostile_vif is driven by one thread; a
+ * hostile_flipper runs its own thread over memory the caller owns. Errors: 0 / a value
+ * >= 0, or -errno.
  */
 #ifndef SPLITPV_SHIM_HOSTILE_H
 #define SPLITPV_SHIM_HOSTILE_H
 
 #include "frontend-shim/guest.h"
+#include "ring/abi.h"
 #include "ring/blkif_abi.h"
 
 #include <pthread.h>
@@ -159,5 +161,99 @@ void hostile_req_init(struct blkif_request *r, uint8_t op, uint8_t nr_segments, 
 		      uint64_t sector);
 /* Translate a native request into h's guest layout in out (>= sizeof(*r) bytes). */
 void hostile_vbd_layout(const struct hostile_vbd *h, const struct blkif_request *r, void *out);
+
+/* ---- a raw netif frontend ---- */
+
+/* One shared ring page of a hostile vif (TX, RX or ctrl), owned by the frontend. */
+struct hostile_ring {
+	volatile uint8_t *sring;       /* header at 0, slots at 64 */
+	uint32_t frame, gref;
+	uint32_t nr_ents;
+	size_t ent_size;               /* bytes per slot */
+	uint32_t req_prod_pvt, rsp_cons;
+	uint8_t *shadow;               /* what we last wrote in each slot (nr_ents * ent_size) */
+};
+
+#define HOSTILE_VIF_MAX_QUEUES 8u
+
+struct hostile_vif_opts {
+	unsigned int queues;           /* 0: no multi-queue key, one queue at the top level;
+					* n >= 1: multi-queue-num-queues = n, queue-N/ dirs if n > 1 */
+	bool split_evtchn;             /* event-channel-tx/-rx instead of event-channel */
+	bool ctrl_ring;                /* ctrl-ring-ref + event-channel-ctrl */
+	unsigned int data_pages;       /* guest frames granted rw for data (default 32) */
+	const struct hostile_key *keys; /* written last, in order; NULL-key terminated */
+	uint32_t tx_req_prod_at_connect; /* tx req_prod already set when we go Connected */
+	int timeout_ms;                /* handshake waits; 0 = 5000 */
+};
+
+struct hostile_vif_queue {
+	struct hostile_ring tx, rx;
+	int tx_port, rx_port;          /* equal unless split */
+};
+
+struct hostile_vif {
+	struct shim_guest *g;
+	struct xs_handle *xs;
+	unsigned int devid, backend_id;
+	char fe[256], be[256];
+	struct hostile_vif_opts o;
+	unsigned int nq;
+	struct hostile_vif_queue q[HOSTILE_VIF_MAX_QUEUES];
+	struct hostile_ring ctrl;
+	int ctrl_port;
+	uint32_t data_frame;
+	uint32_t *data_grefs;          /* one rw grant per data page */
+	int backend_state;             /* last seen by hostile_vif_wait */
+};
+
+/*
+ * Attach to device/vif/<devid> of g: wait for the backend's InitWait, make the TX and
+ * RX rings of every queue (and the ctrl ring if asked; headers zeroed, every slot
+ * filled with 0xA5), grant them, allocate event channels and data pages, write
+ * tx-ring-ref, rx-ring-ref, event-channel(-tx/-rx) (under queue-N/ for several
+ * queues), multi-queue-num-queues, ctrl-ring-ref, event-channel-ctrl,
+ * request-rx-copy=1, feature-rx-notify=1, feature-sg=1, feature-gso-tcpv4/6=1,
+ * feature-ipv6-csum-offload=1, then o->keys, and switch to Connected (as Linux
+ * netfront). Does not wait for the backend's Connected (see hostile_vif_wait).
+ * The caller frees with hostile_vif_close.
+ */
+int hostile_vif_open(struct hostile_vif **out, struct shim_guest *g, unsigned int devid,
+		     const struct hostile_vif_opts *o);
+/* Write Closing, wait for the backend to follow (up to timeout), Closed, revoke and
+ * free. NULL ok. */
+void hostile_vif_close(struct hostile_vif *h);
+/* Wait for the backend state to be in want_mask; as hostile_wait_state. */
+int hostile_vif_wait(struct hostile_vif *h, unsigned int want_mask, int timeout_ms, int *state);
+int hostile_vif_set_state(struct hostile_vif *h, int state);
+/* Notify the backend on one of our ports; drain the ports the backend notified. */
+int hostile_vif_notify(struct hostile_vif *h, int port);
+void hostile_vif_drain_events(struct hostile_vif *h);
+
+/* Data page i: its memory and its rw grant. */
+void *hostile_vif_data(struct hostile_vif *h, unsigned int i);
+uint32_t hostile_vif_data_gref(struct hostile_vif *h, unsigned int i);
+
+/* Header fields and slots of a ring. */
+volatile uint32_t *hostile_ring_req_prod(struct hostile_ring *r);
+volatile uint32_t *hostile_ring_rsp_prod(struct hostile_ring *r);
+volatile uint32_t *hostile_ring_rsp_event(struct hostile_ring *r);
+volatile uint8_t *hostile_ring_slot(struct hostile_ring *r, uint32_t idx);
+/* Write len (<= ent_size) bytes as the next request, the slot's rest the 0xA5 pattern;
+ * not yet published. */
+void hostile_ring_put(struct hostile_ring *r, const void *req, size_t len);
+/* req_prod = the private producer (release). No notification. */
+void hostile_ring_publish(struct hostile_ring *r);
+/* Wait until rsp_prod - rsp_cons >= n, draining h's events; 0, or -ETIMEDOUT. */
+int hostile_ring_wait_responses(struct hostile_vif *h, struct hostile_ring *r, uint32_t n,
+				int timeout_ms);
+/*
+ * Copy the response in slot rsp_cons (rsp_size bytes) to rsp and check that the rest of
+ * the slot is unchanged since we put the request there (the backend wrote only
+ * rsp_size bytes). Advances rsp_cons and sets rsp_event = rsp_cons + 1. 0, or -EPROTO
+ * with a description in why (the response is still copied and consumed).
+ */
+int hostile_ring_take_rsp(struct hostile_ring *r, void *rsp, size_t rsp_size, char *why,
+			  size_t why_len);
 
 #endif
