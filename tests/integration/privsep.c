@@ -3,7 +3,7 @@
  * Two guests, each with a disk and a NIC, served by splitpvd's workers:
  *  1. every worker runs as uid = gid = 0x7ff00000 + its guest's domid (different per
  *     guest), CapEff exactly nothing (blk) / CAP_NET_ADMIN (net), NoNewPrivs 1,
- *     Seccomp 2;
+ *     Seccomp 2; one guest's uid can't signal the other guest's workers;
  *  2. a blk worker holds its own guest's image open (splitpvd opened it) and not the
  *     other guest's; with its uid the image path can't be opened, directly or through
  *     /proc/<worker>/fd;
@@ -232,6 +232,22 @@ static int child_connects(unsigned int uid)
 	return WEXITSTATUS(st);
 }
 
+/* With uid's identity: may it signal pid? (kill 0: the permission check only.) */
+static bool can_signal(unsigned int uid, pid_t pid)
+{
+	pid_t child = fork();
+	int st;
+
+	if (child == 0) {
+		if (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+			_exit(100);
+		_exit(kill(pid, 0) == 0 ? 0 : errno == EPERM ? 1 : 2);
+	}
+	if (child < 0 || waitpid(child, &st, 0) != child || !WIFEXITED(st))
+		return true; /* can't tell: count it as a failure */
+	return WEXITSTATUS(st) == 0;
+}
+
 /* hv_worker_init as a worker does it, in a child (it is process-wide): a restricted
  * handle binds guest A's port and not guest B's. 0 = as wanted, else a step number. */
 static int child_restricted(int port_a, int port_b)
@@ -362,6 +378,9 @@ int main(int argc, char **argv)
 	check_identity(blk_b, DOM_B, "0000000000000000", "blk worker B");
 	check_identity(net_a, DOM_A, "0000000000001000", "net worker A");
 	check_identity(net_b, DOM_B, "0000000000001000", "net worker B");
+	CHECK(!can_signal(UID_BASE + DOM_A, blk_b) && !can_signal(UID_BASE + DOM_A, net_b) &&
+	      !can_signal(UID_BASE + DOM_B, blk_a), "a guest's uid can't signal the other's workers");
+	CHECK(can_signal(UID_BASE + DOM_A, net_a), "but its own (the check can pass)");
 	printf("workers: blk A %d, blk B %d, net A %d, net B %d: uids %#x / %#x, CapEff 0 "
 	       "(blk) and NET_ADMIN (net), NoNewPrivs 1, Seccomp 2\n", (int)blk_a, (int)blk_b,
 	       (int)net_a, (int)net_b, UID_BASE + DOM_A, UID_BASE + DOM_B);
