@@ -133,12 +133,21 @@ static void tx_send(struct net_queue *q, const struct net_tx_pkt *pkt, int16_t *
 	}
 	if (pkt->has_gso) {
 		struct net_l4 l4;
+		bool v6 = pkt->gso_type == XEN_NETIF_GSO_TYPE_TCPV6;
 
-		h->gso_type = pkt->gso_type == XEN_NETIF_GSO_TYPE_TCPV4 ? VNET_GSO_TCPV4
-									 : VNET_GSO_TCPV6;
+		/* GSO here is TCP segmentation: a frame that isn't TCP over the IP version
+		 * the extra names, or has no payload, is not handed to the host stack as
+		 * one (Linux netback drops a GSO skb without its L4 header). */
+		if (net_l4_find(frame, pos, &l4) != 0 || l4.proto != IPPROTO_TCP ||
+		    l4.ipv6 != v6 || (uint32_t)l4.l4_off + l4.l4_hlen >= pos) {
+			q->stats.tx_csum_fixup++;
+			log_guest(q->name, "tx: GSO on a frame that isn't TCP%s: packet dropped",
+				  v6 ? "v6" : "v4");
+			return; /* dropped after the copy; the slots were fine (as Linux) */
+		}
+		h->gso_type = v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
 		h->gso_size = pkt->gso_size;
-		if (net_l4_find(frame, pos, &l4) == 0)
-			h->hdr_len = (uint16_t)(l4.l4_off + l4.l4_hlen);
+		h->hdr_len = (uint16_t)(l4.l4_off + l4.l4_hlen);
 		q->stats.tx_gso++;
 	}
 	w = write(q->tapfd, q->txpkt, sizeof(*h) + pos);
