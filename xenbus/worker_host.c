@@ -213,10 +213,14 @@ static void control_add(char *arg, const int *fds, int nfds)
 
 static void control_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	char buf[XENBUS_PATH_MAX + 32], cbuf[CMSG_SPACE(sizeof(int) * WORKER_HOST_MAX_FDS)];
+	char buf[XENBUS_PATH_MAX + 32];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * WORKER_HOST_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
 	struct iovec iov = { buf, sizeof(buf) - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			     .msg_controllen = sizeof(cbuf.buf) };
 	struct cmsghdr *c;
 	ssize_t n = recvmsg(control_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	int fds[WORKER_HOST_MAX_FDS], nfds = 0;
