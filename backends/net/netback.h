@@ -115,6 +115,17 @@ struct net_queue {
 	ev_prepare push_prep;             /* push and notify once per loop iteration */
 };
 
+/* The frontend's keys of one connection (read at connect; the journal records them so a
+ * take-over can check it is the same connection: same rings, same channels). */
+struct net_fe_keys {
+	uint32_t nr_queues;
+	uint32_t tx_ref[NET_MAX_QUEUES], rx_ref[NET_MAX_QUEUES];
+	uint32_t tx_port[NET_MAX_QUEUES], rx_port[NET_MAX_QUEUES]; /* equal unless split */
+	uint32_t split[NET_MAX_QUEUES];
+	uint32_t ctrl;                    /* 1: ctrl-ring-ref and event-channel-ctrl given */
+	uint32_t ctrl_ref, ctrl_port;
+};
+
 struct net_dev {
 	struct xenbus_device xb;
 	struct net_config cfg;
@@ -124,6 +135,7 @@ struct net_dev {
 	unsigned int ntapfds;
 	unsigned int mtu;
 	/* negotiated at connect */
+	struct net_fe_keys fe;
 	unsigned int nr_queues;
 	bool sg, gso4, gso6, csum4, csum6, rx_notify, mcast_ctrl;
 	struct net_queue **queues;

@@ -14,8 +14,8 @@
 #include "xenbus/log.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,12 +68,14 @@ void net_dev_stats(const struct net_dev *dev, struct net_stats *sum)
 
 #define NET_STATE_MAGIC 0x4e455431u /* "NET1" */
 
-/* What the frontend set up through the rings, as kept in the journal's device blob. */
+/* What the frontend set up through the rings, as kept in the journal's device blob, and
+ * the connection it belongs to. */
 struct net_state_blob {
 	uint32_t magic;
 	uint32_t nr_mcast;
 	struct net_hash hash;
 	uint8_t mcast[NET_MCAST_MAX][6];
+	struct net_fe_keys fe;
 };
 _Static_assert(sizeof(struct net_state_blob) <= XENBUS_JOURNAL_BLOB, "fits the journal blob");
 
@@ -100,21 +102,32 @@ void net_dev_save_state(struct net_dev *dev)
 	b.nr_mcast = dev->nr_mcast;
 	b.hash = dev->hash;
 	memcpy(b.mcast, dev->mcast, sizeof(b.mcast));
+	b.fe = dev->fe;
 	xenbus_journal_blob_write(&dev->journal, &b, sizeof(b));
 }
 
-/* Back what the dead worker had recorded; our own memory, still range-checked. */
-static void restore_state(struct net_dev *dev)
+/*
+ * May we take the dead worker's connection over? Only if its journal records the very
+ * keys the frontend has now: a frontend that re-initialised while no worker ran (a
+ * driver reload) has new rings, which start at index 0. Then the state it had set up.
+ * Our own memory, still range-checked.
+ */
+static bool journal_takeover(struct net_dev *dev)
 {
 	struct net_state_blob b;
 	int n = xenbus_journal_blob_read(&dev->journal, &b, sizeof(b));
 
-	if (n == 0)
-		return; /* the frontend set nothing up */
-	if (n != (int)sizeof(b) || b.magic != NET_STATE_MAGIC || b.nr_mcast > NET_MCAST_MAX ||
-	    b.hash.mapping_size > NET_HASH_MAPPING_MAX) {
-		log_warn(dev->xb.name, "journal: device state unusable: hash and multicast reset");
-		return;
+	if (n != (int)sizeof(b) || b.magic != NET_STATE_MAGIC) {
+		log_warn(dev->xb.name, "journal: no record of the connection: not resuming");
+		return false;
+	}
+	if (memcmp(&b.fe, &dev->fe, sizeof(b.fe)) != 0) {
+		log_warn(dev->xb.name, "journal: the frontend's rings changed: not resuming");
+		return false;
+	}
+	if (b.nr_mcast > NET_MCAST_MAX || b.hash.mapping_size > NET_HASH_MAPPING_MAX) {
+		log_warn(dev->xb.name, "journal: device state unusable: not resuming");
+		return false;
 	}
 	dev->hash = b.hash;
 	dev->nr_mcast = b.nr_mcast;
@@ -122,6 +135,7 @@ static void restore_state(struct net_dev *dev)
 	log_info(dev->xb.name, "kept: hash algorithm %u flags %#x mapping %u, %u multicast "
 		 "address(es)", dev->hash.alg, dev->hash.flags, dev->hash.mapping_size,
 		 dev->nr_mcast);
+	return true;
 }
 
 static void stats_snapshot(struct net_dev *dev)
@@ -369,14 +383,13 @@ fail:
 	mcast_unwatch(dev);
 }
 
-static int connect_queue(struct net_dev *dev, unsigned int idx, const char *dir)
+/* Queue idx's keys into dev->fe, both bounds checked. */
+static int read_queue_keys(struct net_dev *dev, unsigned int idx, const char *dir)
 {
 	struct xenbus_device *xb = &dev->xb;
 	unsigned int txref, rxref, p_tx = 0, p_rx = 0;
-	struct hv_evt *evt = NULL;
-	void *tx = NULL, *rx = NULL;
-	int ltx = -1, lrx = -1, rc;
 	bool split;
+	int rc;
 
 	rc = xenbus_read_uint(xb->xs, XBT_NULL, dir, "tx-ring-ref", 0, UINT32_MAX, &txref);
 	rc = rc ?: xenbus_read_uint(xb->xs, XBT_NULL, dir, "rx-ring-ref", 0, UINT32_MAX, &rxref);
@@ -402,6 +415,24 @@ static int connect_queue(struct net_dev *dev, unsigned int idx, const char *dir)
 		}
 		p_rx = p_tx;
 	}
+	dev->fe.tx_ref[idx] = txref;
+	dev->fe.rx_ref[idx] = rxref;
+	dev->fe.tx_port[idx] = p_tx;
+	dev->fe.rx_port[idx] = p_rx;
+	dev->fe.split[idx] = split;
+	return 0;
+}
+
+static int connect_queue(struct net_dev *dev, unsigned int idx)
+{
+	struct xenbus_device *xb = &dev->xb;
+	unsigned int txref = dev->fe.tx_ref[idx], rxref = dev->fe.rx_ref[idx];
+	unsigned int p_tx = dev->fe.tx_port[idx], p_rx = dev->fe.rx_port[idx];
+	bool split = dev->fe.split[idx];
+	struct hv_evt *evt = NULL;
+	void *tx = NULL, *rx = NULL;
+	int ltx = -1, lrx = -1, rc;
+
 	tx = hv_gnt_map(dev->gnt, xb->otherend_id, 1, &txref, true);
 	if (!tx) {
 		rc = -errno;
@@ -463,7 +494,8 @@ static void disconnect_ctrl(struct net_dev *dev)
 	dev->ctrl_addr = NULL;
 }
 
-static int connect_ctrl(struct net_dev *dev)
+/* The ctrl ring's keys into dev->fe (optional: none is fine). */
+static int read_ctrl_keys(struct net_dev *dev)
 {
 	struct xenbus_device *xb = &dev->xb;
 	unsigned int ref, port;
@@ -480,6 +512,20 @@ static int connect_ctrl(struct net_dev *dev)
 	}
 	if (!dev->cfg.ctrl_ring)
 		return -EINVAL;
+	dev->fe.ctrl = 1;
+	dev->fe.ctrl_ref = ref;
+	dev->fe.ctrl_port = port;
+	return 0;
+}
+
+static int connect_ctrl(struct net_dev *dev)
+{
+	struct xenbus_device *xb = &dev->xb;
+	unsigned int ref = dev->fe.ctrl_ref, port = dev->fe.ctrl_port;
+	int rc;
+
+	if (!dev->fe.ctrl)
+		return 0;
 	dev->ctrl_addr = hv_gnt_map(dev->gnt, xb->otherend_id, 1, &ref, true);
 	if (!dev->ctrl_addr)
 		return -errno;
@@ -576,23 +622,38 @@ static int net_connect(struct xenbus_device *xb)
 	rc = hv_gnt_open(&dev->gnt);
 	if (rc)
 		return rc;
+	memset(&dev->fe, 0, sizeof(dev->fe));
+	dev->fe.nr_queues = nq;
+	for (unsigned int i = 0; i < nq; i++) {
+		char dir[XENBUS_PATH_MAX], sub[24];
+
+		snprintf(sub, sizeof(sub), "queue-%u", i);
+		rc = xenbus_path(dir, sizeof(dir), xb->otherend, nq == 1 ? NULL : sub);
+		rc = rc ?: read_queue_keys(dev, i, dir);
+		if (rc)
+			return rc;
+	}
+	rc = read_ctrl_keys(dev);
+	if (rc)
+		return rc;
 	dev->nr_queues = nq;
 	if (dev->journal.fd >= 0) {
 		unsigned int njq = NET_JQ_CTRL(nq) + 1;
 
-		if (dev->resuming && xenbus_journal_matches(&dev->journal, njq, NET_JOURNAL_ENTS)) {
+		if (dev->resuming && xenbus_journal_matches(&dev->journal, njq, NET_JOURNAL_ENTS) &&
+		    journal_takeover(dev)) {
 			dev->journal_on = true;
-			restore_state(dev);
 		} else {
 			if (dev->resuming)
-				log_warn(xb->name, "journal doesn't match the connection: not resuming");
+				log_warn(xb->name, "journal doesn't match the connection: starting afresh");
 			dev->resuming = false;
 			rc = xenbus_journal_format(&dev->journal, njq, NET_JOURNAL_ENTS);
 			if (rc)
 				log_err(xb->name, "journal: %s (serving without)", strerror(-rc));
 			dev->journal_on = rc == 0;
-			/* Consistent from the first request on: a worker dying mid-connect is
-			 * taken over like any other. */
+			/* Consistent from the first request on (and naming its connection): a
+			 * worker dying mid-connect is taken over like any other. */
+			net_dev_save_state(dev);
 			xenbus_journal_set_active(&dev->journal, dev->journal_on);
 		}
 	}
@@ -600,11 +661,7 @@ static int net_connect(struct xenbus_device *xb)
 	if (!dev->queues)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < nq; i++) {
-		char dir[XENBUS_PATH_MAX], sub[24];
-
-		snprintf(sub, sizeof(sub), "queue-%u", i);
-		rc = xenbus_path(dir, sizeof(dir), xb->otherend, nq == 1 ? NULL : sub);
-		rc = rc ?: connect_queue(dev, i, dir);
+		rc = connect_queue(dev, i);
 		if (rc)
 			return rc; /* the caller's disconnect undoes what was made */
 	}

@@ -458,8 +458,13 @@ static void tx_ids_check(struct netfront *nf)
 	uint16_t et = htons(ETH_TEST);
 	unsigned int queued[2] = { 0, 0 };
 
-	for (int i = 0; i < 100; i++)
-		netfront_poll(nf, 10);
+	for (int i = 0; i < 100; i++) {
+		int rc = netfront_poll(nf, 10);
+
+		CHECK(rc >= 0, "tx ids: netfront_poll: %s", strerror(-rc));
+		if (rc < 0)
+			break;
+	}
 	memset(f, 0, sizeof(f));
 	memcpy(f, "\x02\x00\x00\x00\x0f\x0f", 6); /* nobody's address */
 	memcpy(f + 6, "\x00\x16\x3e\x00\x06\x00", 6);
