@@ -13,11 +13,19 @@
  * net_hash_queue picks a queue < nr_queues for any hash, and hashing a frame taken
  * from the page with the current state is well-defined (ASan/UBSan).
  *
+ * The same requests (up to a ring's worth) then go through the real ctrl ring path
+ * (net_ctrl_cb in ctrl.c: ring_back_take, the grant copy of the payload, the responses
+ * put and pushed) against a fake grant table over the same page: each response on the
+ * ring must equal the direct call's, the final hash state too, and no grant copy may
+ * leave the page.
+ *
  * Layout: [0] nr_queues - 1 (low 3 bits), [1..2] valid refs (bit r: ref r granted;
  * refs >= 16 never are), [3..4] page bytes n (<= 4096), then n page bytes, then
  * 16-byte requests (struct xen_netif_ctrl_request) to the end.
  */
-#include "backends/net/parse.h"
+#include "backends/net/netback.h"
+
+#include "xenbus/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 #define NREFS 16u
+#define DOMID 3u
+#define MAX_REQS 256u
 
 static struct {
 	uint8_t page[NET_PAGE_SIZE];
@@ -151,13 +161,119 @@ static void check_state(const struct net_hash *h, const struct model *m, unsigne
 	CHECK(memcmp(h->mapping, m->h.mapping, sizeof(h->mapping)) == 0);
 }
 
+/* ---- the real ctrl ring path: a fake grant table and event channel ---- */
+
+static int fake_gnt_copy(struct hv_gnt *g, uint32_t count, struct hv_copy_seg *segs)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		struct hv_copy_seg *s = &segs[i];
+		uint32_t ref = s->source.foreign.ref;
+
+		/* Only payloads read from the guest, never across the page end. */
+		CHECK(s->flags == HV_COPY_SOURCE_GREF);
+		CHECK(s->source.foreign.domid == DOMID);
+		CHECK((uint32_t)s->source.foreign.offset + s->len <= NET_PAGE_SIZE);
+		if (ref >= NREFS || !(guest.valid >> ref & 1)) {
+			s->status = HV_GNTST_BAD_GNTREF;
+			continue;
+		}
+		memcpy(s->dest.virt, guest.page + s->source.foreign.offset, s->len);
+		s->status = HV_GNTST_OKAY;
+	}
+	return 0;
+}
+
+static int fake_evt_pending(struct hv_evt *e)
+{
+	return -EAGAIN;
+}
+
+static int fake_evt_unmask(struct hv_evt *e, uint32_t port)
+{
+	return 0;
+}
+
+static unsigned int notifies;
+
+static int fake_evt_notify(struct hv_evt *e, uint32_t port)
+{
+	CHECK(port == 5);
+	notifies++;
+	return 0;
+}
+
+static const struct hv_ops fake_ops = {
+	.name = "fuzz",
+	.gnt_copy = fake_gnt_copy,
+	.evt_notify = fake_evt_notify,
+	.evt_pending = fake_evt_pending,
+	.evt_unmask = fake_evt_unmask,
+};
+
+/* Run reqs[0..n) through net_ctrl_cb on a ring; compare with the direct answers. */
+static void ring_pass(const struct xen_netif_ctrl_request *reqs,
+		      const struct xen_netif_ctrl_response *want, unsigned int n,
+		      unsigned int nr_queues, const struct net_hash *want_hash)
+{
+	static struct net_dev dev;
+	static struct hv_gnt gnt = { .ops = &fake_ops };
+	static struct hv_evt evt = { .ops = &fake_ops };
+	size_t ent = sizeof(union xen_netif_ctrl_sring_entry);
+	uint8_t *page = calloc(1, NET_PAGE_SIZE);
+	struct ring_sring_hdr *hdr = (struct ring_sring_hdr *)page;
+	uint32_t nr;
+
+	CHECK(page);
+	memset(&dev, 0, sizeof(dev));
+	snprintf(dev.xb.name, sizeof(dev.xb.name), "fuzz");
+	dev.xb.otherend_id = DOMID;
+	dev.nr_queues = nr_queues;
+	dev.gnt = &gnt;
+	dev.ctrl_evt = &evt;
+	dev.ctrl_port = 5;
+	CHECK(ring_back_attach(&dev.ctrl, page, NET_PAGE_SIZE, ent, 0) == 0);
+	nr = dev.ctrl.nr_ents;
+	n = n < nr ? n : nr;
+	for (unsigned int i = 0; i < n; i++)
+		memcpy(page + RING_HDR_SIZE + i * ent, &reqs[i], sizeof(reqs[i]));
+	hdr->req_prod = n;
+	hdr->rsp_event = 1;
+	dev.ctrl_io.data = &dev;
+	notifies = 0;
+	net_ctrl_cb(NULL, &dev.ctrl_io, EV_READ);
+	CHECK(!dev.xb.broken);
+	CHECK(hdr->rsp_prod == n);
+	CHECK(n == 0 || notifies > 0);
+	for (unsigned int i = 0; i < n; i++) {
+		struct xen_netif_ctrl_response r;
+		const uint8_t *slot = page + RING_HDR_SIZE + i * ent;
+
+		memcpy(&r, slot, sizeof(r));
+		CHECK(r.id == want[i].id && r.type == want[i].type);
+		CHECK(r.status == want[i].status && r.data == want[i].data);
+		/* Nothing written past the response in its slot. */
+		CHECK(memcmp(slot + sizeof(r), (const uint8_t *)&reqs[i] + sizeof(r),
+			     ent - sizeof(r)) == 0);
+	}
+	if (want_hash)
+		CHECK(memcmp(&dev.hash, want_hash, sizeof(dev.hash)) == 0);
+	free(page);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct net_hash h;
+	static struct xen_netif_ctrl_request reqs[MAX_REQS];
+	static struct xen_netif_ctrl_response rsps[MAX_REQS];
+	static bool quiet;
+	struct net_hash h, h_ring = { 0 };
 	struct model m;
-	unsigned int nr_queues;
+	unsigned int nr_queues, nreq = 0;
 	size_t pos, plen;
 
+	if (!quiet) {
+		log_set_level(LOG_EMERG);
+		quiet = true;
+	}
 	if (size < 5)
 		return 0;
 	memset(&guest, 0, sizeof(guest));
@@ -184,6 +300,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The response is filled completely: garbage before must not survive. */
 		memset(&rsp, 0xa5, sizeof(rsp));
 		net_ctrl_handle(&h, nr_queues, &req, &rsp, fake_copy_in, &guest);
+		if (nreq < MAX_REQS) {
+			reqs[nreq] = req;
+			rsps[nreq++] = rsp;
+			if (nreq == 128) /* a ring's worth: the state to compare with */
+				h_ring = h;
+		}
 		want = model_apply(&m, nr_queues, &req, &want_data);
 		CHECK(rsp.id == req.id && rsp.type == req.type);
 		CHECK(rsp.status == XEN_NETIF_CTRL_STATUS_SUCCESS ||
@@ -205,5 +327,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(net_hash_queue(&h, hash, nr_queues) < nr_queues);
 		}
 	}
+	if (nreq < 128)
+		h_ring = h;
+	ring_pass(reqs, rsps, nreq, nr_queues, &h_ring);
 	return 0;
 }
