@@ -1158,7 +1158,8 @@ static void case_double_fetch_extra(void)
 
 static void case_tx_prod(const char *name, int how)
 {
-	struct hostile_vif_opts o = { .tx_req_prod_at_connect = how == 2 ? 5000 : 0 };
+	struct hostile_vif_opts o = { .tx_req_prod_at_connect = how == 2 ? 5000 : 0,
+				      .queues = how == 3 ? 2 : 0 };
 	struct ncase c;
 	int st = -1;
 
@@ -1180,8 +1181,14 @@ static void case_tx_prod(const char *name, int how)
 			for (int i = 0; i < 4; i++)
 				raw_tx_ok(name, c.h, c.sock, att_mac);
 			*hostile_ring_req_prod(tx) = 1;
+		} else if (how == 3) {
+			/* The second queue's ring: the whole device goes. */
+			tx = &c.h->q[1].tx;
+			*hostile_ring_req_prod(tx) = tx->req_prod_pvt + 0x7fffffffu;
 		}
-		if (how != 2)
+		if (how == 3)
+			hostile_vif_notify(c.h, c.h->q[1].tx_port);
+		else if (how != 2)
 			hostile_vif_notify(c.h, c.h->q[0].tx_port);
 		expect_closing(&c, "bogus tx req_prod");
 		usleep(200000);
@@ -2018,6 +2025,7 @@ int main(int argc, char **argv)
 	case_tx_prod("ring_tx_req_prod_far_ahead_closes_device", 0);
 	case_tx_prod("ring_tx_req_prod_backwards_closes_device", 1);
 	case_tx_prod("ring_tx_req_prod_bogus_at_connect_closes_device", 2);
+	case_tx_prod("ring_tx_req_prod_far_ahead_on_queue_1_closes_device", 3);
 	case_tx_ring_full();
 	case_rx_no_buffers_flood();
 	case_rx_bad_grants();
