@@ -54,11 +54,13 @@ void net_dev_stats(const struct net_dev *dev, struct net_stats *sum)
 {
 	*sum = dev->stats_base;
 	for (unsigned int i = 0; dev->queues && i < dev->nr_queues; i++) {
-		const uint64_t *a = (const uint64_t *)&dev->queues[i]->stats;
+		const uint64_t *a;
 		uint64_t *s = (uint64_t *)sum;
 
+		/* A connect that failed part-way leaves the later queues NULL. */
 		if (!dev->queues[i])
 			continue;
+		a = (const uint64_t *)&dev->queues[i]->stats;
 		for (size_t k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
 			s[k] += a[k];
 	}
