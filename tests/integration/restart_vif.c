@@ -14,7 +14,8 @@
  * traffic flows again within 1 s of each kill both ways (mean/max printed); the same
  * through 2 upgrades (SIGHUP: splitpvd kills its workers and re-executes); the hash
  * mapping set through the ctrl ring before the kills still steers flows after them,
- * and a clean detach removes the (persistent) tap.
+ * a clean detach removes the (persistent) tap, and so does splitpvd for a guest
+ * destroyed while no worker ran.
  *
  *   restart_vif [kills]     (root, /dev/net/tun, ip; default 20 kills)
  */
@@ -518,6 +519,57 @@ static bool brport(void)
 	return access("/sys/class/net/" VIF "/brport", F_OK) == 0;
 }
 
+/* A guest destroyed while no worker runs (splitpvd stopped, the worker killed): the tap
+ * the dead worker left persistent must not stay behind; splitpvd takes it down when it
+ * drops the device. */
+static void left_behind(struct shim_guest **g, const struct shim_ts_config *cfg0,
+			struct shim_nic_spec *spec, pid_t splitpvd)
+{
+	struct shim_ts_config cfg = *cfg0;
+	struct shim_ts *ts = NULL;
+	struct netfront *nf = NULL;
+	struct netfront_opts o;
+	int64_t t0;
+	pid_t w;
+	int rc;
+
+	cfg.destroy_timeout_ms = 300; /* nobody answers while splitpvd is stopped */
+	rc = shim_ts_open(&ts, &cfg);
+	rc = rc ?: shim_ts_nic_attach(ts, DOMID, spec);
+	CHECK(rc == 0, "left behind: attach: %s", strerror(-rc));
+	netfront_opts_default(&o);
+	o.timeout_ms = 300;
+	if (rc == 0)
+		rc = netfront_open(&nf, *g, 0, &o);
+	CHECK(rc == 0, "left behind: netfront_open: %s", strerror(-rc));
+	w = the_worker(splitpvd);
+	if (rc || w <= 0 || if_nametoindex(VIF) == 0) {
+		CHECK(0, "left behind: no worker (%d) or no tap", (int)w);
+		netfront_close(nf);
+		shim_ts_close(ts);
+		return;
+	}
+	kill(splitpvd, SIGSTOP);
+	kill(w, SIGKILL);
+	usleep(50000); /* dead (a zombie until splitpvd reaps it) */
+	netfront_close(nf); /* waits at most 300 ms for a backend that isn't there */
+	shim_guest_destroy(*g);
+	*g = NULL;
+	shim_ts_domain_destroy(ts, DOMID);
+	CHECK(if_nametoindex(VIF) != 0, "left behind: the dead worker's tap persists");
+	t0 = now_ns();
+	kill(splitpvd, SIGCONT);
+	/* Deleting a netdev takes the global RTNL lock: allow for other jobs' churn. */
+	while (if_nametoindex(VIF) && now_ns() - t0 < 3000000000)
+		usleep(5000);
+	CHECK(if_nametoindex(VIF) == 0, "left behind: %s still there 3 s after splitpvd went on",
+	      VIF);
+	if (if_nametoindex(VIF) == 0)
+		printf("guest destroyed while no worker ran: its tap removed %.1f ms after "
+		       "splitpvd resumed\n", (double)(now_ns() - t0) / 1e6);
+	shim_ts_close(ts);
+}
+
 static void cleanup_ns(void)
 {
 	if (gns[0])
@@ -808,6 +860,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 100 && if_nametoindex(VIF); i++)
 		usleep(10000);
 	CHECK(if_nametoindex(VIF) == 0, VIF " removed after a clean detach");
+	left_behind(&g, &cfg, &spec, splitpvd);
 out:
 	stop_streams = stop_hb = true;
 	if (streams) {

@@ -28,10 +28,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -135,8 +138,49 @@ static struct worker *find_worker(const char *type, unsigned int domid)
 	return NULL;
 }
 
+/*
+ * A vif's tap is persistent while its device lives (TUNSETPERSIST: it survives a worker
+ * that dies). A worker that lets a device go clears that itself; one that died for good
+ * (the guest was destroyed while no worker ran, or we gave up on it) leaves the tap
+ * behind: take it down here. Attaching needs its own flags (IFF_MULTI_QUEUE must match);
+ * EBUSY means someone still has it open, and then it stays.
+ */
+static void vif_tap_release(const struct dev *d)
+{
+	const char *devid = strrchr(d->path, '/');
+	char path[96], buf[32];
+	struct ifreq ifr;
+	unsigned long flags;
+	FILE *f;
+	int fd;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (!devid || snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "vif%u.%s", d->domid,
+			       devid + 1) >= (int)sizeof(ifr.ifr_name))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", ifr.ifr_name);
+	f = fopen(path, "re");
+	if (!f)
+		return; /* gone already (or not a tap) */
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return;
+	}
+	fclose(f);
+	flags = strtoul(buf, NULL, 16);
+	ifr.ifr_flags = (short)(flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE));
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ioctl(fd, TUNSETIFF, &ifr) == 0 && ioctl(fd, TUNSETPERSIST, 0UL) == 0)
+		log_info(d->path, "removed the tap %s its dead worker left", ifr.ifr_name);
+	close(fd); /* the last fd of a non-persistent tap: the kernel deletes it */
+}
+
 static void dev_drop(struct dev *d)
 {
+	if (strcmp(d->type, "vif") == 0 && (!d->w || d->w->pid <= 0))
+		vif_tap_release(d);
 	if (d->jfd >= 0)
 		close(d->jfd);
 	d->jfd = -1;
