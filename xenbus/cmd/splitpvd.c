@@ -16,7 +16,7 @@
  * docs/SECURITY.md, "Privilege model").
  *
  *   splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] [--worker-uid-base N]
- *            [-- worker options...]
+ *            [--worker-evtchns N] [-- worker options...]
  */
 #include "backends/blk/storage.h"
 #include "xenbus/journal.h"
@@ -102,6 +102,7 @@ static struct ev_loop *loop;
 static int listen_fd = -1;
 static bool upgrade_requested;
 static unsigned long uid_base = DEFAULT_UID_BASE;
+static unsigned long worker_evtchns; /* --worker-evtchns; 0: derived per type */
 static char worker_rundir[PATH_MAX];
 
 static double now_s(void)
@@ -257,7 +258,7 @@ static void worker_env(const struct worker *w, bool keep_root)
 	/* blk: nothing (its images come from us, io_uring needs no privilege since 5.12's
 	 * memcg accounting); net: CAP_NET_ADMIN to create and configure its taps. */
 	setenv("SPLITPV_WORKER_CAPS", vif ? "net_admin" : "", 1);
-	snprintf(v, sizeof(v), "%lu", per_dev * POOL_DEVICES);
+	snprintf(v, sizeof(v), "%lu", worker_evtchns ? worker_evtchns : per_dev * POOL_DEVICES);
 	setenv("SPLITPV_WORKER_EVTCHNS", v, 1);
 	setenv("SPLITPV_WORKER_RUNDIR", worker_rundir, 1);
 }
@@ -1129,6 +1130,7 @@ int main(int argc, char **argv)
 		{ "syslog", no_argument, NULL, 's' },
 		{ "adopt-journal", required_argument, NULL, 'A' },
 		{ "worker-uid-base", required_argument, NULL, 'U' },
+		{ "worker-evtchns", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1170,10 +1172,23 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 'E': {
+			char *end;
+
+			errno = 0;
+			worker_evtchns = strtoul(optarg, &end, 0);
+			if (errno || *end || worker_evtchns < 1 || worker_evtchns > 4096) {
+				fprintf(stderr, "splitpvd: --worker-evtchns: 1..4096\n");
+				return 2;
+			}
+			break;
+		}
 		default:
 			printf("usage: splitpvd [--worker-dir DIR] [--socket PATH] [--syslog] "
-			       "[--worker-uid-base N] [-- worker options]\n"
+			       "[--worker-uid-base N] [--worker-evtchns N] [-- worker options]\n"
 			       "  workers run as uid/gid N + guest domid (default %#x; 0: as root)\n"
+			       "  --worker-evtchns: event-channel handles each worker opens before it\n"
+			       "  drops root (default: 8 devices' worth of --max-queues, +1 per vif)\n"
 			       "  SIGHUP or `splitpv upgrade`: re-execute, keeping every guest attached\n",
 			       DEFAULT_UID_BASE);
 			return c == 'h' ? 0 : 2;
