@@ -143,6 +143,9 @@ int hv_evt_unmask(struct hv_evt *e, uint32_t port);
  *     binding any other domain's port fails with -EACCES, and can't be undone).
  *     hv_evt_open takes one (-EMFILE, logged, when none is left); hv_evt_close unbinds
  *     whatever is still bound on it and gives it back, so reconnects never exhaust it.
+ *     On Xen a port that fired just before its unbind may still be read once by the
+ *     handle's next user (Linux doesn't purge the handle's ring on unbind): callers
+ *     treat any pending port as a kick, so that costs one spurious ring check.
  * 0 or -errno (then nothing is kept open).
  */
 int hv_worker_init(uint32_t domid, unsigned int pool_size);
