@@ -25,7 +25,8 @@ log() { echo "e2e build: $*"; }
 # ---- 1. Debian packages -> sysroot (cached; redone when the package set changes) ----
 PKGS="xen-hypervisor-$XENV-amd64 xen-utils-$XENV xen-utils-common xenstore-utils
  libxenmisc$XENV libxenstore4 libxengnttab1 libxenevtchn1 libxentoolcore1 libxentoollog1
- libxencall1 libxenforeignmemory1 libxendevicemodel1 libxenhypfs1 libyajl2 busybox"
+ libxencall1 libxenforeignmemory1 libxendevicemodel1 libxenhypfs1 libyajl2 busybox
+ iperf3 libiperf0 libsctp1 libssl3 fio libaio1 libnuma1"
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null |
 	awk '/Depends: linux-image-[0-9]/ {print $2; exit}') || true
 [ -n "$KPKG" ] || skip "apt-cache knows no linux-image-amd64 (no Debian apt lists?)"
@@ -59,8 +60,8 @@ if [ ! -e "$SYS/.done" ] || [ "$(cat "$SYS/.done")" != "$STAMP" ]; then
 	depmod -b "$SYS" "$KVER"
 	echo "$STAMP" > "$SYS/.done"
 fi
-for m in xen-blkback xen-blkfront; do
-	# a built-in kernel blkback would claim every backend/vbd before splitpv could
+for m in xen-blkback xen-blkfront xen-netback xen-netfront tun; do
+	# a built-in kernel blkback/netback would claim every backend/vbd|vif before splitpv could
 	modprobe -d "$SYS" -S "$KVER" --show-depends $m | grep -q '^insmod ' ||
 		{ echo "e2e build: $m is not a module in $KPKG"; exit 1; }
 done
@@ -78,6 +79,44 @@ if [ ! -x "$W/e2e-io" ] || [ "$HERE/src/e2e-io.c" -nt "$W/e2e-io" ] || [ "$0" -n
 	gcc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
 		-Wmissing-prototypes -Wformat=2 -Werror -pthread \
 		-o "$W/e2e-io" "$HERE/src/e2e-io.c"
+fi
+
+# ---- 3b. fio without its library closure ----
+# Debian's fio links librbd, librados, libgfapi, libibverbs, librdmacm, libpmem(blk) and
+# libnbd (~80 MB with their own dependencies) for I/O engines the guest never uses. The
+# guest gets the real fio, libaio and libnuma, and for each of those libraries a small
+# stub with its soname that defines (with their symbol versions, fio is linked BIND_NOW)
+# the symbols fio imports from it, each aborting if ever called.
+STUBS="libgfapi.so.0 libnbd.so.0 libibverbs.so.1 librdmacm.so.1 librados.so.2 librbd.so.1
+ libpmemblk.so.1 libpmem.so.1"
+FIO=$SYS/usr/bin/fio
+if [ ! -e "$W/fio-stubs/.done" ] || [ "$FIO" -nt "$W/fio-stubs/.done" ] || [ "$0" -nt "$W/fio-stubs/.done" ]; then
+	log "building fio's library stubs"
+	rm -rf "$W/fio-stubs"
+	mkdir -p "$W/fio-stubs"
+	(
+		cd "$W/fio-stubs"
+		# what glibc, zlib, libaio and libnuma define; fio's other imports get stubs
+		nm -D --defined-only /usr/lib/x86_64-linux-gnu/libc.so.6 \
+			/usr/lib/x86_64-linux-gnu/libm.so.6 /usr/lib/x86_64-linux-gnu/libz.so.1 \
+			"$SYS"/usr/lib/x86_64-linux-gnu/libaio.so.1 "$SYS"/usr/lib/x86_64-linux-gnu/libnuma.so.1 |
+			awk 'NF == 3 {sub(/@.*/, "", $3); print $3}' | sort -u > have
+		nm -D --undefined-only "$FIO" | awk '{print $2}' | sort -u |
+			awk -F@ 'NR == FNR {h[$1] = 1; next} !($1 in h) && $1 !~ /^(_ITM_|__gmon|_Jv|__cxa_finalize)/' have - > imports
+		{
+			echo '#include <stdlib.h>'
+			cut -d@ -f1 imports | while read -r f; do
+				echo "void $f(void); void $f(void) { abort(); }"
+			done
+		} > stub.c
+		awk -F@ 'NF > 1 {n[$2] = n[$2] " " $1 ";"} END {for (v in n) print v " { global:" n[v] " };"}' \
+			imports > stub.map
+		for so in $STUBS; do
+			gcc -shared -fPIC -O1 -w -Wl,-soname,"$so" -Wl,--version-script,stub.map -o "$so" stub.c
+		done
+	)
+	[ -e "$W/fio-stubs/librbd.so.1" ] || { echo "e2e build: fio stubs failed"; exit 1; }
+	touch "$W/fio-stubs/.done"
 fi
 
 # ---- helpers ----
@@ -123,16 +162,22 @@ busybox_root() {
 }
 mkcpio() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -1 > "$2"; }
 
-# ---- 4. domU initramfs: agent, e2e-io, mkfs.ext4, xenstore client ----
+# ---- 4. domU initramfs: agent, e2e-io, iperf3, mkfs.ext4, xenstore client ----
 R=$W/domu-root
 busybox_root "$R"
 copy_mods "$R" etc/modules.load xen-blkfront xen-netfront ext4 xenfs
 cp "$W/e2e-io" "$R/usr/bin/e2e-io"
 cp -a "$SYS"/usr/bin/xenstore* "$R/usr/bin/"
+cp "$SYS/usr/bin/iperf3" "$R/usr/bin/"
+install -m 755 "$HERE/src/e2e-iperf.sh" "$R/usr/bin/e2e-iperf"
+cp "$FIO" "$R/usr/bin/fio"
+for so in $STUBS; do cp "$W/fio-stubs/$so" "$R/usr/lib/x86_64-linux-gnu/"; done
+cp -L "$SYS"/usr/lib/x86_64-linux-gnu/libaio.so.1 "$SYS"/usr/lib/x86_64-linux-gnu/libnuma.so.1 \
+	/usr/lib/x86_64-linux-gnu/libz.so.1 "$R/usr/lib/x86_64-linux-gnu/"
 cp /sbin/mke2fs "$R/usr/sbin/mke2fs"
 ln -s mke2fs "$R/usr/sbin/mkfs.ext4"
 [ -e /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$R/etc/"
-copy_libs "$R" "$R/usr/sbin/mke2fs" "$SYS/usr/bin/xenstore" "$W/e2e-io"
+copy_libs "$R" "$R/usr/sbin/mke2fs" "$SYS/usr/bin/xenstore" "$W/e2e-io" "$SYS/usr/bin/iperf3"
 install -m 755 "$HERE/domu-init.sh" "$R/init"
 mkcpio "$R" "$W/domu-initrd.gz"
 
@@ -143,14 +188,16 @@ done
 R=$W/dom0-root
 busybox_root "$R"
 copy_mods "$R" etc/modules.load xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd loop \
-	bridge
+	bridge tun
 # the kernel backends are shipped but loaded only by the comparison scenario
-copy_mods "$R" etc/modules.kernel-backends xen-blkback
+copy_mods "$R" etc/modules.kernel-backends xen-blkback xen-netback
 mkdir -p "$R/usr/lib/xen-$XENV" "$R/usr/lib/x86_64-linux-gnu" "$R/usr/lib/splitpv/bin"
 cp -a "$SYS/usr/lib/xen-$XENV/bin" "$SYS/usr/lib/xen-$XENV/lib" "$R/usr/lib/xen-$XENV/"
 rm -rf "$R/usr/lib/xen-$XENV/lib/python"*
 cp -a "$SYS/etc/xen" "$R/etc/"
 cp -a "$SYS"/usr/bin/xenstore* "$R/usr/bin/"
+cp "$SYS/usr/bin/iperf3" "$R/usr/bin/"
+install -m 755 "$HERE/src/e2e-iperf.sh" "$R/usr/bin/e2e-iperf"
 cp -a "$SYS"/usr/lib/x86_64-linux-gnu/libxen* "$SYS"/usr/lib/x86_64-linux-gnu/libyajl* \
 	"$R/usr/lib/x86_64-linux-gnu/"
 # libxl dlopen()s libgcc_s for pthread_cancel; ldd does not list it
@@ -159,7 +206,8 @@ for b in "$BUILD"/bin/splitpv*; do
 	cp "$b" "$R/usr/lib/splitpv/bin/"
 done
 install -m 755 "$REPO/tools/hotplug/block" "$REPO/tools/hotplug/vif" "$R/usr/lib/splitpv/"
-copy_libs "$R" "$R"/usr/lib/xen-$XENV/bin/* "$R"/usr/bin/xenstore "$R"/usr/lib/splitpv/bin/*
+copy_libs "$R" "$R"/usr/lib/xen-$XENV/bin/* "$R"/usr/bin/xenstore "$R"/usr/lib/splitpv/bin/* \
+	"$R"/usr/bin/iperf3
 mkdir -p "$R/images" "$R/e2e"
 cp "$CACHE/vmlinuz" "$R/images/vmlinuz"
 cp "$W/domu-initrd.gz" "$R/images/domu-initrd.gz"

@@ -6,6 +6,11 @@ E2E_RUN=/run/e2e
 SPLITPV=/usr/lib/splitpv
 BLOCK_SCRIPT=$SPLITPV/block
 XL=/usr/lib/xen-4.17/bin/xl
+VIF_SCRIPT=$SPLITPV/vif
+# dom0's bridge and addresses; guest N's eth0 is 10.0.0.N, its eth1 10.0.1.N
+BRIDGE=xenbr0
+DOM0_IP=10.0.0.1
+DOM0_IP1=10.0.1.1
 mkdir -p $E2E_RUN
 
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -24,6 +29,7 @@ note() { echo "   $*"; }
 # ---- guests ----
 
 # guest_cfg NAME VCPUS "EXTRA KERNEL ARGS" DISKSPEC...: write $E2E_RUN/NAME.cfg
+# (env: GUEST_VIF = one xl vif spec, GUEST_MEM = MiB, default 256)
 guest_cfg() {
 	_name=$1 _vcpus=$2 _extra=$3
 	shift 3
@@ -33,7 +39,7 @@ guest_cfg() {
 		echo 'kernel = "/images/vmlinuz"'
 		echo 'ramdisk = "/images/domu-initrd.gz"'
 		echo "extra = \"console=hvc0 loglevel=4 $_extra\""
-		echo 'memory = 256'
+		echo "memory = ${GUEST_MEM:-256}"
 		echo "vcpus = $_vcpus"
 		printf 'disk = [ '
 		_sep=
@@ -42,6 +48,7 @@ guest_cfg() {
 			_sep=', '
 		done
 		echo ' ]'
+		[ -n "${GUEST_VIF:-}" ] && echo "vif = [ '$GUEST_VIF' ]"
 		echo 'on_poweroff = "destroy"'
 		echo 'on_reboot = "restart"'
 		echo 'on_crash = "destroy"'
@@ -59,6 +66,9 @@ disk_spec() {
 	fi
 	echo "vdev=$1,access=rw,format=raw,script=$BLOCK_SCRIPT,target=$_t"
 }
+
+# vif_spec MAC: a standard xl vif line on dom0's bridge, with splitpv's hotplug script
+vif_spec() { echo "mac=$1,bridge=$BRIDGE,script=$VIF_SCRIPT"; }
 
 # vdev_id xvdX: the xenstore devid of a single-letter xvd disk (202<<8 | n<<4)
 vdev_id() {
@@ -203,4 +213,32 @@ alloc_kib() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1") / 1024)); }
 # splitpv_stats DOMID DEVID: the last statistics line a worker logged for that device
 splitpv_stats() {
 	grep "vbd/$1/$2" /var/log/splitpvd.log | grep 'stats:' | tail -1 | sed 's/.*stats: //'
+}
+
+# ---- network side ----
+
+# vif_report DOMID DEVID: what netfront negotiated and what the backend offers
+vif_report() {
+	_fe=/local/domain/$1/device/vif/$2
+	_be=/local/domain/0/backend/vif/$1/$2
+	_o=""
+	for _k in multi-queue-num-queues request-rx-copy feature-rx-notify feature-sg \
+		feature-gso-tcpv4 feature-gso-tcpv6 feature-ipv6-csum-offload feature-no-csum-offload \
+		request-multicast-control ctrl-ring-ref event-channel-tx event-channel state; do
+		_o="$_o fe.$_k=$(xenstore-read $_fe/$_k 2>/dev/null || echo -)"
+	done
+	for _k in multi-queue-max-queues feature-split-event-channels feature-ctrl-ring \
+		hotplug-status state; do
+		_o="$_o be.$_k=$(xenstore-read $_be/$_k 2>/dev/null || echo -)"
+	done
+	echo $_o
+}
+
+# netback_workers DOMID: the splitpv-netback processes serving that guest's NICs
+netback_workers() {
+	ps -o pid,args | awk -v p="backend/vif/$1/" '/splitpv-netback/ && index($0, p) && !/awk/ {print $1}'
+}
+# vif_stats DOMID DEVID: the per-queue statistics lines logged when that vif closed
+vif_stats() {
+	grep "vif/$1/$2/q" /var/log/splitpvd.log | grep 'stats:' | sed 's/.*\(vif\/[0-9]*\/[0-9]*\/q[0-9]*\).*stats: /\1 /'
 }

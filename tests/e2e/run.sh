@@ -11,10 +11,14 @@
 #        E2E_SMP=N (emulated CPUs, default 1), E2E_CPU=MODEL (TCG, default max,-smap,-xsave),
 #        E2E_DOM0_MEM (default 1536M),
 #        E2E_BACKEND=kernel (same scenarios on the kernel's xen-blkback, for comparison),
+#        E2E_ROUNDS=N (A/B rounds of the benchmark, scenario 90, run only by E2E_ONLY=90),
 #        E2E_STDIN=FIFO (QEMU's serial input: Ctrl-A x3 then a Xen debug key, e.g. 'd')
 # Exit 0 when every scenario passed (XFAIL only allowed with E2E_STRICT=0), 77 when QEMU or
 # the Debian packages aren't available (reason on the last line), 1 otherwise.
 set -u
+# the whole script is one block: bash reads it completely before running it, so an edit
+# of this file during a (long) run can't break that run
+{
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 export SPLITPV_BUILD=${SPLITPV_BUILD:-$REPO/build/default}
@@ -75,7 +79,7 @@ ln -sfn "$(basename "$LOG")" "$CACHE/runs/latest.log"
 # that boots faster than -smp 2 (docs/E2E.md, "Known lab problems").
 SMP=${E2E_SMP:-1}
 XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=${E2E_DOM0_MEM:-1536M},max:${E2E_DOM0_MEM:-1536M} dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all"
-DOM0_CMDLINE="console=hvc0 earlyprintk=xen loglevel=4 e2e.only=${E2E_ONLY:-all} e2e.strict=${E2E_STRICT:-1} e2e.backend=${E2E_BACKEND:-splitpv}"
+DOM0_CMDLINE="console=hvc0 earlyprintk=xen loglevel=4 e2e.only=${E2E_ONLY:-all} e2e.strict=${E2E_STRICT:-1} e2e.backend=${E2E_BACKEND:-splitpv} e2e.rounds=${E2E_ROUNDS:-3}"
 others=$(pgrep -c -x "qemu-system-x86" 2>/dev/null)
 echo "e2e: mode $MODE, $SMP emulated CPU(s), timeout ${TIMEOUT}s, images built in ${T_BUILD}s, log $LOG"
 echo "e2e: host load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
@@ -150,3 +154,4 @@ grep -o '@@E2E SUMMARY [^[]*' "$LOG" | sed 's/@@E2E /== /'
 echo "== host load average at end: $(cut -d' ' -f1-3 /proc/loadavg) (TCG timings scale with it)"
 echo "== log: $LOG"
 exit $FAIL
+}

@@ -1,4 +1,4 @@
-# limit: 300
+# limit: 600
 # Is the lab itself sound? Fork-heavy shell work in dom0 with no guest and no I/O
 # through splitpv (splitpvd idle): any process killed by a signal here is the platform
 # (QEMU TCG / Xen / dom0 kernel), not splitpv, and makes later verdicts suspect.

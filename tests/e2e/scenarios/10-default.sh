@@ -1,7 +1,8 @@
-# limit: 900
+# limit: 1500
 # A 1-vCPU PV guest with blkfront's default module parameters on a standard xl disk line
 # served by splitpvd: which features Linux negotiates by default, ext4 made and mounted
-# in the guest with a checksum round trip, e2e-io verify, a guest reboot reconnecting to
+# in the guest with a checksum round trip, e2e-io verify, fio --verify=crc32c, a guest
+# reboot reconnecting to
 # the same data, and teardown when the guest powers off.
 G=e2e-def
 IMG=/disks/$G-a.img
@@ -55,14 +56,25 @@ else
 	result default-verify FAIL "$(gout $G $(cat $E2E_RUN/$G.seq) | tail -3 | tr '\n' ' ')"
 fi
 
+# Debian's fio (stubbed engine libraries, tests/e2e/build.sh): random writes of 4-256 KiB
+# through libaio, O_DIRECT, QD16, every block read back and checked (crc32c)
+FIO='fio --name=fio-verify --filename=/dev/xvda --offset=64M --size=48M --rw=randwrite \
+ --bsrange=4k-256k --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 \
+ > /tmp/fio.out 2>&1; rc=$?; grep -E "err=|^ *(READ|WRITE):|verify" /tmp/fio.out; exit $rc'
+if grun $G 400 "$FIO"; then
+	result default-fio PASS "$(gout $G $(cat $E2E_RUN/$G.seq) | grep -oE 'err= *[0-9]+|(READ|WRITE): bw=[^ ]+|io=[^ ]+' | tr '\n' ' ')"
+else
+	result default-fio FAIL "$(gout $G $(cat $E2E_RUN/$G.seq) | tail -5 | tr '\n' ' ')"
+fi
+
 # reboot: libxl tears the devices down and builds them again for the new domain
 grun $G 60 'printf "REBOOT-MARKER-%s" 42 | dd of=/dev/xvda bs=4096 seek=100 conv=fsync 2>/dev/null && echo written' >/dev/null
 old=$D
 gsend $G "sleep 1; reboot -f" >/dev/null
-if wait_for 120 guest_renewed $G $old; then
+if wait_for 300 guest_renewed $G $old; then
 	D=$(domid $G)
 	echo 0 > $E2E_RUN/$G.seq
-	if wait_for 120 xenstore-read /local/domain/$D/data/e2e/ready >/dev/null 2>&1 &&
+	if wait_for 400 xenstore-read /local/domain/$D/data/e2e/ready >/dev/null 2>&1 &&
 		out=$(grun $G 60 'dd if=/dev/xvda bs=4096 skip=100 count=1 2>/dev/null | head -c 16') &&
 		echo "$out" | grep -q REBOOT-MARKER-42; then
 		result default-reboot PASS "domid $old -> $D, disk reconnected, marker read back; old worker gone: $([ -z "$(worker_pid $old $DEV)" ] && echo yes || echo NO)"

@@ -1,7 +1,8 @@
-# limit: 900
+# limit: 1200
 # A 2-vCPU guest whose blkfront is told to use everything splitpv offers (order-4 rings,
 # 2 queues, 256 indirect segments): check every feature is in use from both sides
-# (frontend keys, guest sysfs), then ext4 and e2e-io verify with 1 MiB transfers.
+# (frontend keys, guest sysfs), then ext4, e2e-io verify and fio --verify with 1 MiB
+# transfers.
 # The guest stays up for the following scenarios (hotplug, kill-worker, destroy).
 G=e2e-max
 IMG=/disks/$G-a.img
@@ -60,4 +61,15 @@ if grun $G 300 "e2e-io verify /dev/xvda -t 8 -n 24 -b 1048576"; then
 	result max-verify PASS "$(gout $G $(cat $E2E_RUN/$G.seq) | grep '^verify:')"
 else
 	result max-verify FAIL "$(gout $G $(cat $E2E_RUN/$G.seq) | tail -3 | tr '\n' ' ')"
+fi
+
+# fio: two jobs (one per vCPU and queue), each on its own 64 MiB, up to 1 MiB, QD32
+FIO='fio --name=fio-verify --filename=/dev/xvda --numjobs=2 --offset=0 --offset_increment=64M \
+ --size=64M --rw=randwrite --bsrange=4k-1m --ioengine=libaio --iodepth=32 --direct=1 \
+ --verify=crc32c --verify_fatal=1 --group_reporting > /tmp/fio.out 2>&1; rc=$?
+grep -E "err=|^ *(READ|WRITE):|verify" /tmp/fio.out; exit $rc'
+if grun $G 500 "$FIO"; then
+	result max-fio PASS "$(gout $G $(cat $E2E_RUN/$G.seq) | grep -oE 'err= *[0-9]+|(READ|WRITE): bw=[^ ]+|io=[^ ]+' | tr '\n' ' ')"
+else
+	result max-fio FAIL "$(gout $G $(cat $E2E_RUN/$G.seq) | tail -5 | tr '\n' ' ')"
 fi
