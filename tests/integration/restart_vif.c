@@ -752,9 +752,10 @@ int main(int argc, char **argv)
 		if (!brport())
 			brport_lost++;
 		writes += state_writes(wxs, &first_seen);
-		/* Let the streams run between kills (and make progress: TCP recovered). */
+		/* Let the streams run between kills (and make progress: TCP recovered; its
+		 * retransmission timer may have backed off while no worker ran). */
 		usleep((useconds_t)(150000 + lc_xorshift(&seed) % 200000));
-		for (int i = 0; i < 300 && (up.progress == up0 || down.progress == down0); i++)
+		for (int i = 0; i < 1000 && (up.progress == up0 || down.progress == down0); i++)
 			usleep(10000);
 		CHECK(up.progress > up0 && down.progress > down0,
 		      "kill %d: both streams progress afterwards", done);
