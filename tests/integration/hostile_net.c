@@ -1321,9 +1321,26 @@ static void case_rx_no_buffers_flood(void)
 		      RXQ_BYTES / 1024 + RSS_GROWTH_KB);
 		CHECK(carrier == 0, "%s: carrier still %u after %d ms without buffers", name, carrier,
 		      RX_STALL_MS);
-		/* The guest posts buffers: the queued frames come, carrier goes back on. */
-		CHECK(rx_take_queued(&c) > 0, "%s: no queued frame delivered once buffers were "
-		      "posted", name);
+		/* The guest posts buffers: the queued frames come, carrier goes back on. What
+		 * waited is the backend's queue (<= RXQ_PKTS) plus the tap's own. */
+		{
+			char p[128];
+			unsigned int qlen = 0;
+			int got = rx_take_queued(&c);
+			FILE *qf;
+
+			snprintf(p, sizeof(p), "/sys/class/net/vif%u.%u/tx_queue_len", ATTACKER,
+				 c.devid);
+			qf = fopen(p, "r");
+			if (!qf || fscanf(qf, "%u", &qlen) != 1)
+				qlen = 0;
+			if (qf)
+				fclose(qf);
+			CHECK(got > 0, "%s: no queued frame delivered once buffers were posted", name);
+			CHECK(qlen > 0 && got <= RXQ_PKTS + (int)qlen,
+			      "%s: %d frames had waited: more than the backend's bound %d + the tap's "
+			      "queue %u", name, got, RXQ_PKTS, qlen);
+		}
 		for (int i = 0; i < 100 && carrier != 1; i++) {
 			usleep(10000);
 			xenbus_read_uint(shim_ts_xs(ts), XBT_NULL, be, "carrier", 0, 1, &carrier);
