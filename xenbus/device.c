@@ -146,6 +146,17 @@ void xenbus_device_reconcile(struct xenbus_device *dev)
 		xenbus_device_remove(dev);
 		return;
 	}
+	/* Initialising is only ever written by the toolstack creating the directory: ours
+	 * was deleted and a new device made at the same path before we saw the deletion
+	 * (a detach and re-attach faster than our watch). This instance never probed the
+	 * new one (its features aren't advertised): leave it to a fresh start. */
+	if (rc == 0 && be == XenbusStateInitialising && dev->state != XenbusStateUnknown &&
+	    dev->state != XenbusStateInitialising) {
+		log_info(dev->name, "backend directory re-created by the toolstack: starting over");
+		device_disconnect(dev);
+		xenbus_device_remove(dev);
+		return;
+	}
 	if (xenbus_read_bool(dev->xs, XBT_NULL, dev->nodename, "online", false, &online) == 0)
 		dev->online = online;
 	if (rc == 0 && be == XenbusStateClosing && dev->state != XenbusStateClosing &&
