@@ -368,8 +368,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	((struct ring_sring_hdr *)ring)->rsp_event = 1;
 	memcpy(before, ring + 64, ring_bytes - 64);
 
-	gnt = malloc(sizeof(*gnt));
-	evt = malloc(sizeof(*evt));
+	gnt = calloc(1, sizeof(*gnt));
+	evt = calloc(1, sizeof(*evt)); /* zeroed: hv.c keeps pool bookkeeping in it */
 	CHECK(gnt && evt);
 	gnt->ops = &fake_ops;
 	evt->base.ops = &fake_ops;

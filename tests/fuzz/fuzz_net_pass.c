@@ -799,7 +799,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pos += m;
 	}
 
-	gnt = malloc(sizeof(*gnt));
+	gnt = calloc(1, sizeof(*gnt));
 	CHECK(gnt);
 	gnt->ops = &fake_ops;
 	for (unsigned int i = 0; i < 2; i++) {
