@@ -215,7 +215,8 @@ install -m 755 "$HERE/dom0-init.sh" "$R/init"
 install -m 644 "$HERE/lib.sh" "$R/e2e/lib.sh"
 cp -r "$HERE/scenarios" "$R/e2e/"
 {
-	echo "splitpv $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "splitpv $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)," \
+		"binaries from $BUILD ($(date -r "$BUILD/bin/splitpvd" '+%F %T'))"
 	echo "xen $(dpkg-deb -f "$(ls "$CACHE"/debs/xen-hypervisor-*.deb | tail -1)" Version)"
 	echo "kernel $KPKG $(dpkg-deb -f "$(ls "$CACHE/debs/${KPKG}"_*.deb | tail -1)" Version)"
 } > "$R/e2e/versions"

@@ -4,6 +4,8 @@
 # keys both sides negotiated, ping both ways, iperf3 TCP each way with the byte counts
 # cross-checked against the tap's counters in dom0, xl network-attach/-detach of a second
 # NIC while the guest runs, a guest reboot reconnecting, and xl destroy mid-traffic.
+# The byte checks: the guest client's received count equals the dom0 server's own, and
+# the tap carried at least that much.
 G=e2e-net
 N=2
 MAC0=00:16:3e:e2:00:02
@@ -109,9 +111,10 @@ for dir in tx rx; do
 		tapb=$tap_tx mine=$snd what="dom0->guest"
 	fi
 	msg="$what ${mbps:-?} Mbit/s: sent ${snd:-?} B, received ${rcv:-?} B, dom0 server counted ${srv:-?} B, vif$D.0 carried $tapb B"
-	if [ $rc = 0 ] && [ "${rcv:-0}" -ge 10485760 ] && [ "${snd:-0}" -ge "${rcv:-0}" ] &&
-		[ $((rcv / 10 * 10)) -ge $((snd / 10 * 9)) ] && [ "${srv:-x}" = "$mine" ] &&
-		[ "$tapb" -ge "$rcv" ]; then
+	# (no rate threshold: TCG on a loaded host runs this at anything from 1 to 500
+	# Mbit/s; the rates are compared with the kernel's in scenario 90)
+	if [ $rc = 0 ] && [ "${rcv:-0}" -ge 262144 ] && [ "${snd:-0}" -ge "${rcv:-0}" ] &&
+		[ "${srv:-x}" = "$mine" ] && [ "$tapb" -ge "$rcv" ]; then
 		result net-iperf-$dir PASS "$msg"
 	else
 		result net-iperf-$dir FAIL "rc $rc; $msg"
@@ -121,7 +124,7 @@ splitpv stats 2>&1 | grep -A30 "vif/$D/" | head -30 | sed 's/^/   splitpv stats|
 
 # ---- a second NIC while the guest runs ----
 t0=$(up)
-if timeout 90 $XL network-attach $G "$(vif_spec $MAC1)" &&
+if timeout 90 $XL network-attach $G $(vif_spec $MAC1 | tr , " ") &&
 	wait_for 60 xs_is /local/domain/0/backend/vif/$D/1/state 4 &&
 	out=$(grun $G 60 "i=0; while ! grep -qi $MAC1 /sys/class/net/eth1/address 2>/dev/null && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
 ip link set eth1 up && ip addr add $GIP1/24 dev eth1 && ping -c 3 -w 30 -I eth1 $DOM0_IP1") &&

@@ -66,7 +66,7 @@ one_round() {
 	fi
 	$XL block-attach $G "vdev=xvdb,access=rw,format=raw,script=$BLOCK_SCRIPT,target=$_t" ||
 		{ note "block-attach failed"; return 1; }
-	$XL network-attach $G "$(vif_spec $MAC)" || { note "network-attach failed"; return 1; }
+	$XL network-attach $G $(vif_spec $MAC | tr , " ") || { note "network-attach failed"; return 1; }
 	_vd=$(xenstore-list /local/domain/0/backend/vif/$D 2>/dev/null | head -1)
 	wait_for 60 xs_is /local/domain/0/backend/vbd/$D/$DEV/state 4 &&
 		wait_for 60 xs_is /local/domain/0/backend/vif/$D/$_vd/state 4 || { note "not connected"; return 1; }
