@@ -17,8 +17,16 @@
  * a clean detach removes the (persistent) tap, and so does splitpvd for a guest
  * destroyed while no worker ran.
  *
+ * First, without root: the journal glue itself (net_journal_taken, net_ring_push,
+ * net_journal_resume) between a frontend (this process) and backends that are SIGKILLed
+ * every 0.05-1 ms at whatever instruction they are at: 200000 numbered requests must
+ * each be answered once and in order, and the journal's rsp_prod never behind the
+ * ring's. (Seeded faults caught: journaling rsp_prod after publishing it, marking
+ * responded after it, not journaling taken requests.)
+ *
  *   restart_vif [kills]     (root, /dev/net/tun, ip; default 20 kills)
  */
+#include "backends/net/netback.h"
 #include "backends/net/parse.h"
 #include "frontend-shim/guest.h"
 #include "frontend-shim/netfront.h"
@@ -38,6 +46,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <xen/io/xenbus.h>
@@ -482,6 +491,144 @@ static void tx_ids_check(struct netfront *nf)
 	       queued[0], queued[1], NF_RING);
 }
 
+/* ---- the journal glue under kills at random instructions (no root needed) ---- */
+
+#define CRASH_TOTAL 200000u /* requests through the ring */
+
+/* A backend that follows tx.c's discipline with the real journal glue: take over from
+ * the journal, then forever: answer a random prefix of what it holds (in order), push,
+ * take more (journaled). Killed at a random moment by the parent. */
+static void crash_backend(struct net_dev *dev, void *ring, uint64_t seed)
+{
+	struct netif_tx_request reqs[NF_RING];
+	struct ring_back rb;
+	unsigned int have;
+	int n;
+
+	if (ring_back_attach(&rb, ring, NET_PAGE_SIZE, sizeof(union netif_tx_sring_entry), 0))
+		_exit(2);
+	n = net_journal_resume(dev, 0, &rb, reqs, sizeof(reqs[0]));
+	if (n < 0)
+		_exit(3);
+	have = (unsigned int)n;
+	for (;;) {
+		/* A few answers per push whenever it holds any, most pushes publishing
+		 * something: kills land inside the publishing steps often. */
+		unsigned int k = have ? 1 + (unsigned int)(lc_xorshift(&seed) % (have < 4 ? have : 4))
+				      : 0;
+
+		for (unsigned int i = 0; i < k; i++) {
+			struct netif_tx_response rsp = { .id = reqs[i].id, .status = NETIF_RSP_OKAY };
+
+			ring_back_put(&rb, &rsp, sizeof(rsp));
+		}
+		memmove(reqs, reqs + k, (have - k) * sizeof(reqs[0]));
+		have -= k;
+		net_ring_push(dev, 0, &rb);
+		n = ring_back_take(&rb, reqs + have, sizeof(reqs[0]), NF_RING - have);
+		if (n < 0)
+			_exit(4);
+		net_journal_taken(dev, 0, &rb, reqs + have, sizeof(reqs[0]), (unsigned int)n);
+		have += (unsigned int)n;
+	}
+}
+
+/*
+ * The parent is the frontend (it is never killed): it keeps the ring full of numbered
+ * requests and checks that responses come back exactly once each, in order, while
+ * backends are SIGKILLed every 0.05-1 ms and the next one takes over from the journal.
+ * After each kill the journal's rsp_prod must not be behind the ring's.
+ */
+static void crash_points(void)
+{
+	struct net_config cfg;
+	struct net_dev *dev = calloc(1, sizeof(*dev));
+	void *ring = mmap(NULL, NET_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			  -1, 0);
+	uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid(), bad = 0;
+	uint32_t posted = 0, answered = 0;
+	unsigned int kills = 0, behind = 0;
+	struct ring_front rf;
+	int64_t end = now_ns() + 20000000000, next_kill;
+	int jfd = memfd_create("restart_vif-journal", MFD_CLOEXEC), st;
+	pid_t child;
+
+	CHECK(dev && ring != MAP_FAILED && jfd >= 0, "crash test setup");
+	if (!dev || ring == MAP_FAILED || jfd < 0)
+		return;
+	net_config_default(&cfg);
+	net_dev_init(dev, &cfg);
+	xenbus_journal_init(&dev->journal, jfd);
+	CHECK(xenbus_journal_format(&dev->journal, 1, NET_JOURNAL_ENTS) == 0, "journal format");
+	xenbus_journal_set_active(&dev->journal, true);
+	dev->journal_on = true;
+	CHECK(ring_front_init(&rf, ring, NET_PAGE_SIZE, sizeof(union netif_tx_sring_entry)) == 0,
+	      "ring");
+	child = fork();
+	if (child == 0)
+		crash_backend(dev, ring, lc_xorshift(&seed));
+	next_kill = now_ns() + 50000 + (int64_t)(lc_xorshift(&seed) % 950000);
+	while (answered < CRASH_TOTAL && now_ns() < end) {
+		struct netif_tx_response rsp[64];
+		int n;
+
+		while (posted < CRASH_TOTAL && ring_front_free(&rf) > 0) {
+			struct netif_tx_request r = { .gref = posted, .id = (uint16_t)posted };
+
+			ring_front_put(&rf, &r, sizeof(r));
+			posted++;
+		}
+		ring_front_push(&rf);
+		n = ring_front_take(&rf, rsp, sizeof(rsp[0]), 64);
+		if (n < 0) {
+			CHECK(0, "crash test: the frontend saw an impossible rsp_prod");
+			break;
+		}
+		for (int i = 0; i < n; i++, answered++)
+			if (rsp[i].id != (uint16_t)answered || rsp[i].status != NETIF_RSP_OKAY)
+				bad++;
+		if (waitpid(child, &st, WNOHANG) == child) {
+			CHECK(0, "crash test: a backend exited by itself (status %#x)", st);
+			child = -1;
+			break;
+		}
+		if (now_ns() >= next_kill) {
+			const struct xenbus_journal_queue *jq = xenbus_journal_queue(&dev->journal, 0);
+			uint32_t ring_rsp;
+
+			kill(child, SIGKILL);
+			waitpid(child, &st, 0);
+			kills++;
+			/* What the dead backend left: the journal never behind the ring. */
+			ring_rsp = __atomic_load_n(&((struct ring_sring_hdr *)ring)->rsp_prod,
+						   __ATOMIC_ACQUIRE);
+			if ((int32_t)(jq->rsp_prod - ring_rsp) < 0 ||
+			    jq->req_cons - jq->rsp_prod > NF_RING)
+				behind++;
+			child = fork();
+			if (child == 0)
+				crash_backend(dev, ring, lc_xorshift(&seed));
+			next_kill = now_ns() + 50000 + (int64_t)(lc_xorshift(&seed) % 950000);
+		}
+	}
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	CHECK(answered == CRASH_TOTAL, "crash test: %u of %u requests answered", answered,
+	      CRASH_TOTAL);
+	CHECK(bad == 0, "crash test: %llu responses out of order, doubled or wrong",
+	      (unsigned long long)bad);
+	CHECK(behind == 0, "crash test: %u kills left the journal behind the ring", behind);
+	CHECK(kills >= 100, "crash test: only %u kills", kills);
+	printf("journal under kills: %u backends SIGKILLed at random instructions, %u requests "
+	       "each answered once and in order\n", kills, answered);
+	xenbus_journal_unmap(&dev->journal);
+	close(jfd);
+	munmap(ring, NET_PAGE_SIZE);
+	free(dev);
+}
+
 /* ---- the worker and the backend state ---- */
 
 static pid_t the_worker(pid_t splitpvd)
@@ -604,6 +751,8 @@ int main(int argc, char **argv)
 
 	if (kills < 1 || kills > 64)
 		kills = 20;
+	/* The journal glue alone first: it needs neither root nor namespaces. */
+	crash_points();
 	if (geteuid() != 0) {
 		printf("SKIP: needs root for network namespaces and tap devices\n");
 		return 77;
