@@ -10,7 +10,16 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 echo "G: booted $(uname -r), $(nproc) vcpu(s), cmdline: $(cat /proc/cmdline)"
-for m in $(cat /etc/modules.load); do insmod "/$m" 2>/dev/null || echo "G: insmod $m failed"; done
+# insmod, unlike modprobe, doesn't take a module's "name.param=value" words from the
+# kernel command line (xen_blkfront.max_ring_page_order=4 ...): pass them by hand
+for m in $(cat /etc/modules.load); do
+	b=$(basename "$m")
+	b=$(echo "${b%%.ko*}" | tr - _)
+	args=$(tr ' ' '\n' < /proc/cmdline | sed -n "s/^$b\.//p" | tr '\n' ' ')
+	[ -n "$args" ] && echo "G: insmod $b $args"
+	# shellcheck disable=SC2086
+	insmod "/$m" $args 2>/dev/null || echo "G: insmod $m failed"
+done
 if [ ! -e /dev/xen/xenbus ]; then
 	mkdir -p /proc/xen
 	mount -t xenfs xenfs /proc/xen || echo "G: no /dev/xen/xenbus and no xenfs"

@@ -18,7 +18,7 @@ echo "$j" | awk -F'[:,]' '
 	k != "" && /"bits_per_second"/ { gsub(/[ \t]/, "", $2); r[k] = $2; k = "" }
 	/"error"/ { print }
 	END {
-		printf "iperf: sent=%s received=%s mbps=%d\n", b["sent"], b["received"], r["received"] / 1e6
+		printf "iperf: sent=%s received=%s mbps=%.1f\n", b["sent"], b["received"], r["received"] / 1e6
 		exit b["received"] == ""
 	}' || rc=1
 exit $rc
