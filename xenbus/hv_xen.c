@@ -6,6 +6,7 @@
 #include "xenbus/hv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -106,6 +107,7 @@ static int xen_gnt_copy(struct hv_gnt *base, uint32_t count, struct hv_copy_seg 
 static int xen_evt_open(struct hv_evt **out)
 {
 	struct xen_evt *e = calloc(1, sizeof(*e));
+	int fl;
 
 	if (!e)
 		return -ENOMEM;
@@ -114,6 +116,17 @@ static int xen_evt_open(struct hv_evt **out)
 	if (!e->xce) {
 		int err = errno ? errno : ENODEV;
 
+		free(e);
+		return -err;
+	}
+	/* hv.h promises -EAGAIN when nothing is pending; /dev/xen/evtchn blocks instead
+	 * unless the fd is non-blocking (honoured by every kernel with the evtchn device
+	 * that Xen 4.17's tools support). */
+	fl = fcntl(xenevtchn_fd(e->xce), F_GETFL);
+	if (fl < 0 || fcntl(xenevtchn_fd(e->xce), F_SETFL, fl | O_NONBLOCK) < 0) {
+		int err = errno;
+
+		xenevtchn_close(e->xce);
 		free(e);
 		return -err;
 	}
