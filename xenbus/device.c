@@ -16,13 +16,52 @@
 
 static void device_watch_cb(struct xenbus_watcher *w, const char *path, const char *token);
 
+struct switch_arg {
+	const struct xenbus_device *dev;
+	int state;
+};
+
+/* Write our state only into the directory we serve: gone (deleted by the toolstack):
+ * -ENOENT, nothing written (a plain write would re-create a stray state node);
+ * re-created (Initialising again, which only the toolstack writes, while we had moved
+ * on): -ESTALE. */
+static int switch_txn(struct xs_handle *xs, xs_transaction_t t, void *arg)
+{
+	const struct switch_arg *a = arg;
+	unsigned int cur;
+	int rc = xenbus_read_uint(xs, t, a->dev->nodename, "state", 0, 8, &cur);
+
+	if (rc)
+		return rc;
+	if (cur == XenbusStateInitialising && a->dev->state != XenbusStateUnknown &&
+	    a->dev->state != XenbusStateInitialising)
+		return -ESTALE;
+	return xenbus_switch_state(xs, t, a->dev->nodename, a->state);
+}
+
+static void device_disconnect(struct xenbus_device *dev);
+
 int xenbus_device_switch_state(struct xenbus_device *dev, int state)
 {
+	struct switch_arg a = { dev, state };
 	int rc;
 
-	if (dev->state == state)
+	if (dev->state == state || dev->removed)
 		return 0;
-	rc = xenbus_switch_state(dev->xs, XBT_NULL, dev->nodename, state);
+	rc = xenbus_transaction(dev->xs, switch_txn, &a, 16);
+	if (rc == -ESTALE) {
+		/* Deleted and made again at the same path before we saw it go (a fast
+		 * detach and re-attach): this instance never probed the new directory. */
+		log_info(dev->name, "backend directory re-created by the toolstack: starting over");
+		device_disconnect(dev);
+		xenbus_device_remove(dev);
+		return rc;
+	}
+	if (rc == -ENOENT) {
+		log_info(dev->name, "directory gone: state %s not written",
+			 xenbus_state_name(state));
+		return rc;
+	}
 	if (rc) {
 		log_err(dev->name, "writing state %s: %s", xenbus_state_name(state), strerror(-rc));
 		return rc;
