@@ -14,6 +14,7 @@
 #include "frontend-shim/guest.h"
 #include "frontend-shim/netfront.h"
 #include "frontend-shim/toolstack.h"
+#include "tests/integration/net_guest.h"
 #include "tests/integration/shim_harness.h"
 #include "xenbus/xs.h"
 
@@ -88,47 +89,6 @@ static uint64_t sysfs_u64(const char *ifname, const char *stat)
 		fclose(f);
 	}
 	return v;
-}
-
-/* ---- the guest side: tap in the guest namespace, pumped by netfront ---- */
-
-struct pump {
-	struct netfront *nf;
-	pthread_t th;
-	volatile bool stop;
-	int rc;
-	int tapfd;
-};
-
-static void *pump_main(void *arg)
-{
-	struct pump *p = arg;
-
-	p->rc = netfront_tap_pump(p->nf, p->tapfd, &p->stop);
-	return NULL;
-}
-
-static int guest_tap_open(void)
-{
-	struct ifreq ifr;
-	int self = open("/proc/self/ns/net", O_RDONLY), fd = -1;
-
-	if (self < 0 || setns(gns_fd, CLONE_NEWNET) != 0)
-		goto out;
-	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (fd >= 0 && (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
-			ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-	setns(self, CLONE_NEWNET);
-out:
-	if (self >= 0)
-		close(self);
-	return fd;
 }
 
 /* ---- ping (ICMP echo over a raw socket; no ping binary needed) ---- */
@@ -768,7 +728,7 @@ int main(int argc, char **argv)
 	struct shim_guest *g2 = NULL;
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
-	struct pump pump = { 0 };
+	struct net_guest_pump pump = { 0 };
 	static const char *const splitpvd_opts[] = { "--max-queues", "2", "--rx-stall-ms", "1000",
 						     "--rx-drain-ms", "500", NULL };
 	char err[128], path[128];
@@ -829,14 +789,14 @@ int main(int argc, char **argv)
 	/* The guest's NIC as a tap in its namespace, with the kernel's TCP/IP on top. */
 	sh("ip neigh del " GUEST_IP " dev xenbr0 2>/dev/null");
 	pump.nf = nf;
-	pump.tapfd = guest_tap_open();
+	pump.tapfd = net_guest_tap_open(gns_fd);
 	CHECK(pump.tapfd >= 0, "guest tap");
 	if (pump.tapfd < 0)
 		goto out;
 	sh("ip netns exec %s sh -c 'ip link set lo up && ip link set eth0 address " GUEST_MAC
 	   " && ip addr add " GUEST_IP "/24 dev eth0 && ip link set eth0 up'",
 	   gns);
-	pthread_create(&pump.th, NULL, pump_main, &pump);
+	pthread_create(&pump.th, NULL, net_guest_pump_main, &pump);
 	rc = ping(gns_fd, HOST_IP, 3);
 	CHECK(rc == 3, "guest pings the host: %d/3 replies", rc);
 	rc = ping(-1, GUEST_IP, 3);

@@ -32,6 +32,7 @@
 #include "frontend-shim/netfront.h"
 #include "frontend-shim/toolstack.h"
 #include "tests/integration/lifecycle_util.h"
+#include "tests/integration/net_guest.h"
 #include "tests/integration/shim_harness.h"
 #include "xenbus/supervisor.h"
 #include "xenbus/xs.h"
@@ -91,47 +92,6 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ---- the guest side: a tap in the guest namespace, pumped by netfront ---- */
-
-struct pump {
-	struct netfront *nf;
-	pthread_t th;
-	volatile bool stop;
-	int rc;
-	int tapfd;
-};
-
-static void *pump_main(void *arg)
-{
-	struct pump *p = arg;
-
-	p->rc = netfront_tap_pump(p->nf, p->tapfd, &p->stop);
-	return NULL;
-}
-
-static int guest_tap_open(void)
-{
-	struct ifreq ifr;
-	int self = open("/proc/self/ns/net", O_RDONLY), fd = -1;
-
-	if (self < 0 || setns(gns_fd, CLONE_NEWNET) != 0)
-		goto out;
-	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (fd >= 0 && (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
-			ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-	setns(self, CLONE_NEWNET);
-out:
-	if (self >= 0)
-		close(self);
-	return fd;
 }
 
 /* ---- TCP streams with a verified byte pattern ---- */
@@ -750,7 +710,7 @@ int main(int argc, char **argv)
 	struct netfront *nf = NULL;
 	struct netfront_opts o;
 	struct shim_nic_spec spec;
-	struct pump pump = { 0 };
+	struct net_guest_pump pump = { 0 };
 	struct stream up = { .seed = 11, .guest_sends = true, .port = PORT_UP, .lsock = -1 };
 	struct stream down = { .seed = 22, .guest_sends = false, .port = PORT_DOWN, .lsock = -1 };
 	struct hb hb_g = { .guest = true, .local_ip = GUEST_IP, .remote_ip = HOST_IP,
@@ -836,14 +796,14 @@ int main(int argc, char **argv)
 
 	/* The guest's kernel on its NIC; the host's on the bridge. */
 	pump.nf = nf;
-	pump.tapfd = guest_tap_open();
+	pump.tapfd = net_guest_tap_open(gns_fd);
 	CHECK(pump.tapfd >= 0, "guest tap");
 	if (pump.tapfd < 0)
 		goto out;
 	sh("ip netns exec %s sh -c 'ip link set lo up && ip link set eth0 address " GUEST_MAC
 	   " && ip addr add " GUEST_IP "/24 dev eth0 && ip link set eth0 up'",
 	   gns);
-	pthread_create(&pump.th, NULL, pump_main, &pump);
+	pthread_create(&pump.th, NULL, net_guest_pump_main, &pump);
 	pumping = true;
 
 	wxs = xenbus_xs_open();
