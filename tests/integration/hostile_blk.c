@@ -485,21 +485,6 @@ static double storm_phase(unsigned int port, unsigned int ms, long *sent)
 	return mibs;
 }
 
-/* Throughput ratios mean something only if our threads get the CPUs they ask for:
- * the 1-minute load average (other jobs on this machine) below the CPU count. */
-static bool quiet_machine(void)
-{
-	double load = 0;
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fscanf(f, "%lf", &load) != 1)
-			load = 1e9;
-		fclose(f);
-	}
-	return load < (double)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -520,7 +505,7 @@ static void case_storm(void)
 	struct hcase c;
 	double base, nul[ROUNDS], att[ROUNDS], ratio;
 	long cpu = 0, sent = 0, null_sent = 0;
-	bool quiet = quiet_machine(); /* before we add our own load */
+	bool quiet = shim_harness_quiet(); /* before we add our own load */
 	int void_port;
 
 	if (!selected("storm"))

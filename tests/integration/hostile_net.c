@@ -1641,19 +1641,6 @@ static double storm_phase(unsigned int port, unsigned int ms, long *sent)
 	return fps;
 }
 
-static bool quiet_machine(void)
-{
-	double load = 0;
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fscanf(f, "%lf", &load) != 1)
-			load = 1e9;
-		fclose(f);
-	}
-	return load < (double)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -1674,7 +1661,7 @@ static void case_storm(void)
 	struct hostile_vif_opts o = { .split_evtchn = true, .ctrl_ring = true };
 	double nul[ROUNDS], att[KINDS][ROUNDS];
 	long cpu[KINDS] = { 0 }, sent[KINDS] = { 0 }, null_sent = 0;
-	bool quiet = quiet_machine();
+	bool quiet = shim_harness_quiet();
 	struct ncase c;
 	int void_port;
 

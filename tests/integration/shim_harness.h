@@ -7,6 +7,7 @@
 #define SPLITPV_TESTS_SHIM_HARNESS_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -145,6 +146,28 @@ static inline pid_t shim_harness_splitpvd(const char *const *worker_opts, const 
 		_exit(127);
 	}
 	return pid < 0 ? -errno : pid;
+}
+
+/* The 1-minute load average (0 if unknown). */
+static inline double shim_harness_load(void)
+{
+	double load = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &load) != 1)
+			load = 0;
+		fclose(f);
+	}
+	return load;
+}
+
+/* Timing and throughput ratios mean something only if our threads get the CPUs they
+ * ask for: true while the load average (other jobs on the machine) is below the CPU
+ * count. */
+static inline bool shim_harness_quiet(void)
+{
+	return shim_harness_load() < (double)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 #endif
