@@ -24,12 +24,17 @@ export SPLITPV_XL_INIT_TIMEOUT_MS=3000 SPLITPV_XL_DESTROY_TIMEOUT_MS=3000
 
 # the fake backend
 xenstore-write /local/domain/0/backend ""
-xenstore-watch /local/domain/0/backend | while read -r p _; do
+# (xenstore-watch is its own process, killed at exit: one left behind spins on the dead
+# shim's socket)
+mkfifo "$dir/watch"
+xenstore-watch /local/domain/0/backend >"$dir/watch" &
+pids+=("$!")
+while read -r p _; do
 	case "$p" in */state) ;; *) continue ;; esac
 	s=$(xenstore-read "$p" 2>/dev/null) || continue
 	[ "$s" = 1 ] && xenstore-write "$p" 2
 	[ "$s" = 5 ] && xenstore-write "$p" 6
-done &
+done <"$dir/watch" &
 pids+=("$!")
 
 help=$("$xl" --help) || fail "--help failed"
