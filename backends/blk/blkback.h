@@ -88,6 +88,11 @@ struct blk_queue {
 	struct hv_evt *evt;
 	int lport;
 	ev_io evt_io;
+	/* Notification storm back-off (as Linux's lateeoi): after BLK_SPURIOUS_MAX
+	 * notifications in a row that brought no new request, stop reading the channel for
+	 * BLK_SPURIOUS_PAUSE_S (what arrives meanwhile coalesces), then look again. */
+	unsigned int spurious;
+	ev_timer evt_pause;
 	ev_prepare push_prep;               /* push responses + notify once per iteration */
 	bool need_push;
 	/* requests */

@@ -672,15 +672,43 @@ static void queue_kick(struct blk_queue *q)
 	submit_batch(q, ios, nios);
 }
 
+#define BLK_SPURIOUS_MAX 16u
+#define BLK_SPURIOUS_PAUSE_S 0.001
+
 static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct blk_queue *q = w->data;
+	struct blk_dev *dev = q->dev;
 	int port = hv_evt_pending(q->evt);
+	uint32_t cons;
 
 	if (port < 0)
 		return;
 	hv_evt_unmask(q->evt, (uint32_t)port);
 	q->dev->stats.notify_in++;
+	cons = q->ring.req_cons;
+	blk_queue_kick(q);
+	/* A broken ring closed the queue inside the kick, which may have freed it. */
+	if (dev->xb.broken)
+		return;
+	if (q->ring.req_cons != cons) {
+		q->spurious = 0;
+	} else if (++q->spurious >= BLK_SPURIOUS_MAX) {
+		/* A frontend notifying with nothing to do: a storm. Stop listening for a
+		 * moment instead of spending a core on it (the bystanders' CPU). */
+		q->spurious = 0;
+		ev_io_stop(loop, &q->evt_io);
+	ev_timer_stop(loop, &q->evt_pause);
+		ev_timer_set(&q->evt_pause, BLK_SPURIOUS_PAUSE_S, 0);
+		ev_timer_start(loop, &q->evt_pause);
+	}
+}
+
+static void evt_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct blk_queue *q = w->data;
+
+	ev_io_start(loop, &q->evt_io);
 	blk_queue_kick(q);
 }
 
@@ -907,6 +935,8 @@ int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
 	q->connected = true;
 	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
 	q->evt_io.data = q;
+	ev_timer_init(&q->evt_pause, evt_pause_cb, 0, 0);
+	q->evt_pause.data = q;
 	ev_io_start(dev->xb.loop, &q->evt_io);
 	ev_prepare_init(&q->push_prep, push_prepare_cb);
 	q->push_prep.data = q;
