@@ -39,16 +39,37 @@ static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
 		hv_evt_unmask(q->evt, (uint32_t)port);
 		q->stats.notify_in++;
 	}
-	if (rx) {
-		struct net_dev *dev = q->dev;
+	struct net_dev *dev = q->dev;
+	uint32_t tx0 = q->tx.req_cons, rx0 = q->rx.req_cons;
 
+	if (rx) {
 		net_rx_kick(q);
 		/* A bogus RX index disconnected the device, which freed q. */
 		if (dev->xb.broken)
 			return;
 	}
-	if (tx)
+	if (tx) {
 		net_tx_kick(q);
+		if (dev->xb.broken)
+			return;
+	}
+	if (!(revents & EV_READ) || q->tx.req_cons != tx0 || q->rx.req_cons != rx0) {
+		q->spurious = 0;
+	} else if (++q->spurious >= NET_SPURIOUS_MAX) {
+		/* A frontend notifying with nothing to do: a storm. Stop listening for a
+		 * moment instead of spending a core on it (the bystanders' CPU). */
+		q->spurious = 0;
+		ev_io_stop(loop, &q->evt_io);
+		ev_timer_set(&q->evt_pause, NET_SPURIOUS_PAUSE_S, 0);
+		ev_timer_start(loop, &q->evt_pause);
+	}
+}
+
+static void evt_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct net_queue *q = w->data;
+
+	ev_io_start(loop, &q->evt_io);
 }
 
 static void credit_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -244,6 +265,8 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 	ev_timer_init(&q->rx_timer, net_rx_timer_cb, 0, 0);
 	q->rx_timer.data = q;
 	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
+	ev_timer_init(&q->evt_pause, evt_pause_cb, 0, 0);
+	q->evt_pause.data = q;
 	q->evt_io.data = q;
 	ev_io_start(loop, &q->evt_io);
 	ev_io_init(&q->tap_io, net_rx_tap_cb, q->tapfd, EV_READ);
@@ -275,6 +298,7 @@ void net_queue_close(struct net_queue *q)
 	loop = q->dev->xb.loop;
 	ev_io_stop(loop, &q->tap_io);
 	ev_io_stop(loop, &q->evt_io);
+	ev_timer_stop(loop, &q->evt_pause);
 	ev_timer_stop(loop, &q->credit_timer);
 	ev_timer_stop(loop, &q->rx_timer);
 	if (q->rx_port != q->tx_port)
