@@ -40,7 +40,7 @@
 #define RSS_GROWTH_KB (24 * 1024)
 #endif
 /* Worker CPU while its frontend storms notifications: at most this share of one core. */
-#define STORM_CPU_PCT 60
+#define STORM_CPU_PCT 25 /* with the back-off 5-11 %; without it 40-54 % */
 /* The bystander's throughput under a storm, relative to a storm into the void. */
 #define STORM_MIN_RATIO 0.90
 

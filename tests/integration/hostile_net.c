@@ -53,9 +53,8 @@
 #define RSS_GROWTH_KB (8 * 1024)
 #endif
 /* Worker CPU while its frontend storms notifications: at most this share of one core. */
-#define STORM_CPU_PCT 60
+#define STORM_CPU_PCT 25 /* with the back-off 5-11 %; without it 40-54 % */
 /* The bystander's throughput under a storm, relative to a storm into the void. */
-#define STORM_MIN_RATIO 0.90
 
 static int failures, cases;
 static const char *only;
@@ -1661,7 +1660,6 @@ static void case_storm(void)
 	struct hostile_vif_opts o = { .split_evtchn = true, .ctrl_ring = true };
 	double nul[ROUNDS], att[KINDS][ROUNDS];
 	long cpu[KINDS] = { 0 }, sent[KINDS] = { 0 }, null_sent = 0;
-	bool quiet = (shim_harness_quiet() && shim_harness_timing_build());
 	struct ncase c;
 	int void_port;
 
@@ -1695,14 +1693,11 @@ static void case_storm(void)
 			       "unbound port %.0f, into the device's %s port %.0f: %.0f %%%s\n",
 			       kind_name[k], rate / 1e6, ROUNDS, PHASE_MS, cpu[k], pct,
 			       nul[ROUNDS / 2], kind_name[k], att[k][ROUNDS / 2], ratio * 100,
-			       quiet ? "" : " (machine loaded or sanitizer build: ratio not asserted)");
+			       " (reported: the bystander's frames/s through the shim netfront swing "
+			       "86-111 % between runs on a quiet 2-core machine)");
 			CHECK(rate >= 1e5, "%s: %s storm only %.0f notifies/s", name, kind_name[k], rate);
 			CHECK(pct <= STORM_CPU_PCT, "%s: %s storm: worker CPU %ld %% of a core", name,
 			      kind_name[k], pct);
-			if (quiet)
-				CHECK(ratio >= STORM_MIN_RATIO,
-				      "%s: %s storm: bystander at %.0f %% of its throughput", name,
-				      kind_name[k], ratio * 100);
 		}
 		shim_guest_evtchn_close(g_att, (unsigned int)void_port);
 		expect_connected(&c, "a storm is not an error");
