@@ -50,6 +50,8 @@ int shim_guest_create(struct shim_guest **out, const char *rundir, unsigned domi
 	g->mem = MAP_FAILED;
 	g->gnttab = MAP_FAILED;
 	rc = shim_evq_init(&g->q);
+	if (rc == 0)
+		rc = shim_evq_set_nonblock(&g->q); /* frontends drain until -EAGAIN */
 	if (rc < 0)
 		goto fail;
 	g->rundir = strdup(rundir);

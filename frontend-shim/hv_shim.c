@@ -616,6 +616,10 @@ static int shim_evt_open(struct hv_evt **out)
 	e->base.ops = &hv_shim_ops;
 	e->sock = -1;
 	rc = shim_evq_init(&e->q);
+	/* hv.h promises -EAGAIN when nothing is pending: like hv_xen.c with /dev/xen/evtchn,
+	 * the handle (which blocks by default, as Xen's device does) is made non-blocking. */
+	if (rc == 0)
+		rc = shim_evq_set_nonblock(&e->q);
 	if (rc == 0)
 		rc = shim_env(&rundir, &e->self_domid);
 	if (rc == 0)

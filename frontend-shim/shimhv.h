@@ -135,7 +135,7 @@ int shim_hv_call(int sock, const struct shim_hv_req *req, struct shim_hv_rsp *rs
  * epoll set (EPOLL_CTL_MOD to no events) when it fires while masked; that wakeup is
  * answered by pending() with -EAGAIN, and unmask() re-arms EPOLLIN. So the epoll fd can
  * be readable once, spuriously, per masked port: callers poll, then call pending()
- * and accept -EAGAIN (as with /dev/xen/evtchn). Ports are 1..SHIM_HV_PORTS_MAX.
+ * and accept -EAGAIN (as with /dev/xen/evtchn opened O_NONBLOCK). Ports are 1..SHIM_HV_PORTS_MAX.
  * Not thread-safe.
  */
 struct shim_evq_port {
@@ -148,6 +148,7 @@ struct shim_evq {
 	int epfd;
 	unsigned nr_ports;
 	unsigned single;  /* the only port when nr_ports == 1: pending() skips epoll_wait */
+	bool nonblock;    /* set by shim_evq_set_nonblock (with O_NONBLOCK on epfd) */
 	struct shim_evq_port ports[SHIM_HV_PORTS_MAX + 1];
 };
 /* 0 or -errno. deinit closes every port's fds and the epoll fd; safe twice. */
@@ -161,8 +162,12 @@ int shim_evq_add(struct shim_evq *q, unsigned port, int wait_fd, int notify_fd);
 int shim_evq_remove(struct shim_evq *q, unsigned port);
 bool shim_evq_valid(const struct shim_evq *q, unsigned port);
 int shim_evq_notify(struct shim_evq *q, unsigned port);
-/* A fired port (now masked), or -EAGAIN. */
+/* A fired port (now masked). With none: -EAGAIN when the epoll fd is O_NONBLOCK,
+ * else it waits, as a read of /dev/xen/evtchn does (a new queue blocks, like a freshly
+ * opened device). */
 int shim_evq_pending(struct shim_evq *q);
+/* Make pending() non-blocking (O_NONBLOCK on the epoll fd). 0 or -errno. */
+int shim_evq_set_nonblock(struct shim_evq *q);
 int shim_evq_unmask(struct shim_evq *q, unsigned port);
 
 /* ---- daemon ---- */

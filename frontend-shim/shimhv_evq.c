@@ -7,6 +7,8 @@
 #include "frontend-shim/shimhv.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@ int shim_evq_init(struct shim_evq *q)
 		q->ports[p].kmasked = false;
 	}
 	q->single = 0;
+	q->nonblock = false;
 	q->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return q->epfd < 0 ? -errno : 0;
 }
@@ -131,7 +134,7 @@ static int deliver(struct shim_evq *q, unsigned port)
 	return (int)port;
 }
 
-int shim_evq_pending(struct shim_evq *q)
+static int pending_once(struct shim_evq *q)
 {
 	struct epoll_event ev;
 	int n, rc;
@@ -166,6 +169,33 @@ int shim_evq_pending(struct shim_evq *q)
 			return rc;
 	}
 	return -EAGAIN;
+}
+
+/* As a read of /dev/xen/evtchn: with nothing to deliver, -EAGAIN if the handle was made
+ * non-blocking, else wait for a port to fire (real Xen's device blocks; a caller that
+ * forgot O_NONBLOCK hangs here as it would on Xen). */
+int shim_evq_pending(struct shim_evq *q)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = q->epfd, .events = POLLIN };
+		int rc = pending_once(q);
+
+		if (rc != -EAGAIN || q->nonblock)
+			return rc;
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* O_NONBLOCK on the handle's fd: pending() answers -EAGAIN instead of waiting. */
+int shim_evq_set_nonblock(struct shim_evq *q)
+{
+	int fl = fcntl(q->epfd, F_GETFL);
+
+	if (fl < 0 || fcntl(q->epfd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	q->nonblock = true;
+	return 0;
 }
 
 int shim_evq_unmask(struct shim_evq *q, unsigned port)

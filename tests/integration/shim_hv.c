@@ -5,6 +5,7 @@
  * masking, binding rules, rebind) and domain death.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -425,6 +426,31 @@ static void test_evtchn_notify_both_ways(void)
 	shim_guest_destroy(g);
 }
 
+/* hv.h: -EAGAIN when nothing is pending. Xen's /dev/xen/evtchn (and now the shim's
+ * handle, which models it) blocks instead unless the fd is O_NONBLOCK: hv_xen.c once
+ * forgot it and splitpv-netback hung on Xen. A hang here is caught by main's alarm. */
+static void test_evtchn_pending_never_blocks(void)
+{
+	struct shim_guest *g = guest(29, 4, 8);
+	struct hv_evt *e = evt();
+	int gport = shim_guest_evtchn_alloc_unbound(g, 0);
+	int bport, fl;
+
+	CHECK(gport >= 1);
+	fl = fcntl(hv_evt_fd(e), F_GETFL);
+	CHECK(fl >= 0 && (fl & O_NONBLOCK));
+	CHECK(hv_evt_pending(e) == -EAGAIN); /* no port bound */
+	bport = hv_evt_bind_interdomain(e, 29, (uint32_t)gport);
+	CHECK(bport >= 0);
+	CHECK(hv_evt_pending(e) == -EAGAIN); /* bound, nothing fired */
+	CHECK(shim_guest_evtchn_notify(g, (unsigned)gport) == 0);
+	CHECK(wait_readable(hv_evt_fd(e), 1000) && hv_evt_pending(e) == bport);
+	CHECK(shim_guest_evtchn_notify(g, (unsigned)gport) == 0);
+	CHECK(hv_evt_pending(e) == -EAGAIN); /* fired while masked */
+	hv_evt_close(e);
+	shim_guest_destroy(g);
+}
+
 static void test_evtchn_masked_events_are_redelivered_once(void)
 {
 	struct shim_guest *g = guest(22, 4, 8);
@@ -617,6 +643,23 @@ static void test_domain_death_releases_the_domain(void)
 	hv_gnt_close(h);
 }
 
+static const char *current_test;
+
+/* Every test runs under an alarm: a call that blocks (hv_evt_pending on a handle that
+ * isn't O_NONBLOCK, as on Xen) fails the run by name instead of hanging it. */
+static void test_timed_out(int sig)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg), "FAIL %s: still running after 30 s (blocked?)\n",
+			 current_test);
+
+	(void)sig;
+	(void)!write(1, msg, (size_t)n);
+	if (shim.pid > 0)
+		kill(shim.pid, SIGKILL);
+	_exit(1);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -635,6 +678,7 @@ int main(int argc, char **argv)
 		T(test_copy_reports_status_per_segment),
 		T(test_backend_death_releases_its_pins),
 		T(test_evtchn_notify_both_ways),
+		T(test_evtchn_pending_never_blocks),
 		T(test_evtchn_masked_events_are_redelivered_once),
 		T(test_evtchn_bind_rules),
 		T(test_domain_ids_are_checked),
@@ -648,10 +692,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	unsetenv("SPLITPV_SHIM_DOMID");
+	signal(SIGALRM, test_timed_out);
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		unsigned before = failures;
 
+		current_test = tests[i].name;
+		alarm(30);
 		tests[i].fn();
+		alarm(0);
 		printf("%s %s\n", failures == before ? "ok  " : "FAIL", tests[i].name);
 	}
 	CHECK(shim_harness_stop(&shim) == 0);

@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frontend-shim/shimhv.h"
@@ -20,6 +22,14 @@ static int add_loop_port(struct shim_evq *q, unsigned port, int *signal_fd)
 
 	*signal_fd = dup(fd);
 	return shim_evq_add(q, port, fd, dup(fd));
+}
+
+/* A queue whose pending() answers -EAGAIN (the backends' and frontends' mode). */
+static int evq_init_nb(struct shim_evq *q)
+{
+	int rc = shim_evq_init(q);
+
+	return rc < 0 ? rc : shim_evq_set_nonblock(q);
 }
 
 static void kick(int fd)
@@ -41,7 +51,7 @@ static void evq_pending_masks_until_unmask_and_loses_nothing(void)
 	struct shim_evq q;
 	int sig;
 
-	CU_ASSERT_EQUAL_FATAL(shim_evq_init(&q), 0);
+	CU_ASSERT_EQUAL_FATAL(evq_init_nb(&q), 0);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 3, &sig), 0);
 	CU_ASSERT_EQUAL(shim_evq_pending(&q), -EAGAIN);
 	CU_ASSERT_FALSE(readable(q.epfd));
@@ -71,7 +81,7 @@ static void evq_two_ports_are_delivered_one_at_a_time(void)
 	struct shim_evq q;
 	int s1, s2, a, b;
 
-	CU_ASSERT_EQUAL_FATAL(shim_evq_init(&q), 0);
+	CU_ASSERT_EQUAL_FATAL(evq_init_nb(&q), 0);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 1, &s1), 0);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 2, &s2), 0);
 	kick(s1);
@@ -90,7 +100,7 @@ static void evq_masked_port_among_several_is_held_back(void)
 	struct shim_evq q;
 	int s1, s2;
 
-	CU_ASSERT_EQUAL_FATAL(shim_evq_init(&q), 0);
+	CU_ASSERT_EQUAL_FATAL(evq_init_nb(&q), 0);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 1, &s1), 0);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 2, &s2), 0);
 	kick(s1);
@@ -127,7 +137,7 @@ static void evq_rejects_bad_and_duplicate_ports(void)
 	struct shim_evq q;
 	int sig;
 
-	CU_ASSERT_EQUAL_FATAL(shim_evq_init(&q), 0);
+	CU_ASSERT_EQUAL_FATAL(evq_init_nb(&q), 0);
 	CU_ASSERT_EQUAL(shim_evq_free_port(&q), 1);
 	CU_ASSERT_EQUAL(add_loop_port(&q, 1, &sig), 0);
 	close(sig);
@@ -144,6 +154,50 @@ static void evq_rejects_bad_and_duplicate_ports(void)
 	CU_ASSERT_EQUAL(shim_evq_remove(&q, 1), -EINVAL);
 	CU_ASSERT_EQUAL(shim_evq_notify(&q, 1), -EINVAL);
 	CU_ASSERT_EQUAL(q.nr_ports, 0);
+	shim_evq_deinit(&q);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *kick_later(void *arg)
+{
+	usleep(100 * 1000);
+	kick(*(int *)arg);
+	return NULL;
+}
+
+/* Real Xen's /dev/xen/evtchn blocks on a read with nothing pending unless the fd is
+ * O_NONBLOCK; the shim used to answer -EAGAIN regardless, so hv_xen.c's missing
+ * O_NONBLOCK (netback stalled on Xen) could not show on the shim. */
+static void evq_blocks_like_xen_until_made_nonblocking(void)
+{
+	struct shim_evq q;
+	pthread_t th;
+	double t0;
+	int sig;
+
+	CU_ASSERT_EQUAL_FATAL(shim_evq_init(&q), 0);
+	CU_ASSERT_EQUAL(add_loop_port(&q, 5, &sig), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, kick_later, &sig), 0);
+	t0 = mono_s();
+	CU_ASSERT_EQUAL(shim_evq_pending(&q), 5); /* waited for the kick */
+	CU_ASSERT_TRUE(mono_s() - t0 >= 0.09);
+	pthread_join(th, NULL);
+	/* Port 5 stays masked: from now on a blocking read would wait for ever; a
+	 * non-blocking one answers at once, even with another kick queued behind the mask. */
+	kick(sig);
+	CU_ASSERT_EQUAL(shim_evq_set_nonblock(&q), 0);
+	t0 = mono_s();
+	CU_ASSERT_EQUAL(shim_evq_pending(&q), -EAGAIN);
+	CU_ASSERT_EQUAL(shim_evq_pending(&q), -EAGAIN);
+	CU_ASSERT_TRUE(mono_s() - t0 < 0.05);
+	close(sig);
 	shim_evq_deinit(&q);
 }
 
@@ -183,6 +237,8 @@ static const struct unit_test tests[] = {
 	{ "evq_masked_port_among_several_is_held_back",
 	  evq_masked_port_among_several_is_held_back },
 	{ "evq_rejects_bad_and_duplicate_ports", evq_rejects_bad_and_duplicate_ports },
+	{ "evq_blocks_like_xen_until_made_nonblocking",
+	  evq_blocks_like_xen_until_made_nonblocking },
 	{ "unpin_clears_flags_only_when_the_last_pin_goes",
 	  unpin_clears_flags_only_when_the_last_pin_goes },
 	{ "table_sizes_are_page_rounded", table_sizes_are_page_rounded },
