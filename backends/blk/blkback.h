@@ -15,6 +15,7 @@
 #include "ring/blkif_abi.h"
 #include "ring/ring.h"
 #include "xenbus/device.h"
+#include "xenbus/evt_storm.h"
 #include "xenbus/hv.h"
 #include "xenbus/journal.h"
 
@@ -88,11 +89,7 @@ struct blk_queue {
 	struct hv_evt *evt;
 	int lport;
 	ev_io evt_io;
-	/* Notification storm back-off (as Linux's lateeoi): after BLK_SPURIOUS_MAX
-	 * notifications in a row that brought no new request, stop reading the channel for
-	 * BLK_SPURIOUS_PAUSE_S (what arrives meanwhile coalesces), then look again. */
-	unsigned int spurious;
-	ev_timer evt_pause;
+	struct evt_storm storm;             /* notification-storm back-off */
 	ev_prepare push_prep;               /* push responses + notify once per iteration */
 	bool need_push;
 	/* requests */
@@ -114,6 +111,7 @@ struct blk_queue {
 	void *indirect_buf;                 /* 8 pages: indirect descriptors copy-out */
 	struct pgrant_cache pgrants;
 	bool persistent;
+	bool indirect_by_copy;              /* a persistent map of an indirect page failed */
 	bool connected;
 	bool zombie;                        /* disconnected with I/O in flight: freed at 0 */
 	/* crash journal (NULL jq: none): entries of requests whose response isn't out */

@@ -78,22 +78,7 @@ void net_ctrl_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ctrl_answer(dev, &req);
 		ctrl_push(dev);
 	}
-	if (dev->ctrl.req_cons != cons) {
-		dev->ctrl_spurious = 0;
-	} else if (++dev->ctrl_spurious >= NET_SPURIOUS_MAX) {
-		/* A storm on the ctrl port: pause reading it (see the queues' evt_cb). */
-		dev->ctrl_spurious = 0;
-		ev_io_stop(loop, &dev->ctrl_io);
-		ev_timer_set(&dev->ctrl_pause, NET_SPURIOUS_PAUSE_S, 0);
-		ev_timer_start(loop, &dev->ctrl_pause);
-	}
-}
-
-void net_ctrl_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct net_dev *dev = w->data;
-
-	ev_io_start(loop, &dev->ctrl_io);
+	evt_storm_note(&dev->ctrl_storm, loop, dev->ctrl.req_cons != cons);
 }
 
 int net_ctrl_resume(struct net_dev *dev)

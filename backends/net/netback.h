@@ -11,6 +11,7 @@
 #include "backends/net/parse.h"
 #include "ring/ring.h"
 #include "xenbus/device.h"
+#include "xenbus/evt_storm.h"
 #include "xenbus/hv.h"
 #include "xenbus/journal.h"
 
@@ -23,8 +24,6 @@
 #define NET_MCAST_MAX 64u             /* XEN_NETBK_MCAST_MAX */
 #define NET_FRAME_MAX (65535u + NET_ETH_HLEN + 4u)
 #define NET_RX_BATCH 64u              /* frames per grant-copy batch */
-#define NET_SPURIOUS_MAX 16u
-#define NET_SPURIOUS_PAUSE_S 0.001
 /* Crash journal: TX ring of queue i is journal queue 2i, its RX ring 2i + 1, the ctrl
  * ring 2 * nr_queues; entries per journal queue (>= every netif ring's size). */
 #define NET_JOURNAL_ENTS 256u
@@ -85,11 +84,7 @@ struct net_queue {
 	struct hv_evt *evt;
 	int tx_port, rx_port;
 	ev_io evt_io;
-	/* Notification storm back-off (as Linux's lateeoi): NET_SPURIOUS_MAX notifications
-	 * in a row that brought no request pause reading the channel for
-	 * NET_SPURIOUS_PAUSE_S (what arrives meanwhile coalesces). */
-	unsigned int spurious;
-	ev_timer evt_pause;
+	struct evt_storm storm;             /* notification-storm back-off */
 	/* host side */
 	int tapfd;                        /* borrowed from the device */
 	ev_io tap_io;
@@ -153,8 +148,7 @@ struct net_dev {
 	struct hv_evt *ctrl_evt;
 	int ctrl_port;
 	ev_io ctrl_io;
-	unsigned int ctrl_spurious;       /* storm back-off, as the queues' */
-	ev_timer ctrl_pause;
+	struct evt_storm ctrl_storm;      /* storm back-off, as the queues' */
 	int jctrl;                        /* journal queue of the ctrl ring, -1: none */
 	struct net_hash hash;
 	/* multicast filter */
@@ -250,7 +244,6 @@ int net_mcast_add(struct net_dev *dev, const uint8_t addr[6]);
 void net_mcast_del(struct net_dev *dev, const uint8_t addr[6]);
 /* ---- ctrl.c ---- */
 void net_ctrl_cb(struct ev_loop *loop, ev_io *w, int revents);
-void net_ctrl_pause_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* After a worker died: answer the ctrl requests it had taken and not answered. 0 or
  * -errno (-EPROTO: journal unusable). */
 int net_ctrl_resume(struct net_dev *dev);

@@ -53,23 +53,8 @@ static void evt_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (dev->xb.broken)
 			return;
 	}
-	if (!(revents & EV_READ) || q->tx.req_cons != tx0 || q->rx.req_cons != rx0) {
-		q->spurious = 0;
-	} else if (++q->spurious >= NET_SPURIOUS_MAX) {
-		/* A frontend notifying with nothing to do: a storm. Stop listening for a
-		 * moment instead of spending a core on it (the bystanders' CPU). */
-		q->spurious = 0;
-		ev_io_stop(loop, &q->evt_io);
-		ev_timer_set(&q->evt_pause, NET_SPURIOUS_PAUSE_S, 0);
-		ev_timer_start(loop, &q->evt_pause);
-	}
-}
-
-static void evt_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct net_queue *q = w->data;
-
-	ev_io_start(loop, &q->evt_io);
+	evt_storm_note(&q->storm, loop,
+		       !(revents & EV_READ) || q->tx.req_cons != tx0 || q->rx.req_cons != rx0);
 }
 
 static void credit_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -265,9 +250,8 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 	ev_timer_init(&q->rx_timer, net_rx_timer_cb, 0, 0);
 	q->rx_timer.data = q;
 	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
-	ev_timer_init(&q->evt_pause, evt_pause_cb, 0, 0);
-	q->evt_pause.data = q;
 	q->evt_io.data = q;
+	evt_storm_init(&q->storm, &q->evt_io, NULL, NULL);
 	ev_io_start(loop, &q->evt_io);
 	ev_io_init(&q->tap_io, net_rx_tap_cb, q->tapfd, EV_READ);
 	q->tap_io.data = q;
@@ -298,7 +282,7 @@ void net_queue_close(struct net_queue *q)
 	loop = q->dev->xb.loop;
 	ev_io_stop(loop, &q->tap_io);
 	ev_io_stop(loop, &q->evt_io);
-	ev_timer_stop(loop, &q->evt_pause);
+	evt_storm_stop(&q->storm, loop);
 	ev_timer_stop(loop, &q->credit_timer);
 	ev_timer_stop(loop, &q->rx_timer);
 	if (q->rx_port != q->tx_port)

@@ -485,7 +485,7 @@ static void disconnect_ctrl(struct net_dev *dev)
 	dev->jctrl = -1;
 	if (dev->ctrl_evt) {
 		ev_io_stop(dev->xb.loop, &dev->ctrl_io);
-		ev_timer_stop(dev->xb.loop, &dev->ctrl_pause);
+		evt_storm_stop(&dev->ctrl_storm, dev->xb.loop);
 		if (dev->ctrl_port >= 0)
 			hv_evt_unbind(dev->ctrl_evt, (uint32_t)dev->ctrl_port);
 		hv_evt_close(dev->ctrl_evt);
@@ -544,8 +544,7 @@ static int connect_ctrl(struct net_dev *dev)
 	}
 	ev_io_init(&dev->ctrl_io, net_ctrl_cb, hv_evt_fd(dev->ctrl_evt), EV_READ);
 	dev->ctrl_io.data = dev;
-	ev_timer_init(&dev->ctrl_pause, net_ctrl_pause_cb, 0, 0);
-	dev->ctrl_pause.data = dev;
+	evt_storm_init(&dev->ctrl_storm, &dev->ctrl_io, NULL, NULL);
 	ev_io_start(xb->loop, &dev->ctrl_io);
 	if (dev->journal_on)
 		dev->jctrl = (int)NET_JQ_CTRL(dev->nr_queues);
