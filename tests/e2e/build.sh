@@ -208,6 +208,19 @@ done
 install -m 755 "$REPO/tools/hotplug/block" "$REPO/tools/hotplug/vif" "$R/usr/lib/splitpv/"
 copy_libs "$R" "$R"/usr/lib/xen-$XENV/bin/* "$R"/usr/bin/xenstore "$R"/usr/lib/splitpv/bin/* \
 	"$R"/usr/bin/iperf3
+# E2E_PROFILE=1: strace and perf in dom0 for scenario 91 (about 15 MB more image)
+if [ "${E2E_PROFILE:-0}" = 1 ]; then
+	P=$CACHE/profile
+	if [ ! -x "$P/usr/bin/perf" ] || [ ! -x "$P/usr/bin/strace" ]; then
+		(cd "$CACHE/debs" && apt-get download -q strace linux-perf 2>&1 | grep -v unsandboxed) ||
+			skip "E2E_PROFILE=1: cannot download strace and linux-perf"
+		rm -rf "$P"
+		for d in strace linux-perf; do dpkg-deb -x "$(ls "$CACHE/debs/${d}"_*.deb | tail -1)" "$P"; done
+	fi
+	cp "$P/usr/bin/perf" "$P/usr/bin/strace" "$R/usr/bin/"
+	copy_libs "$R" "$R/usr/bin/perf" "$R/usr/bin/strace"
+	log "E2E_PROFILE=1: strace and perf added to dom0"
+fi
 mkdir -p "$R/images" "$R/e2e"
 cp "$CACHE/vmlinuz" "$R/images/vmlinuz"
 cp "$W/domu-initrd.gz" "$R/images/domu-initrd.gz"
