@@ -247,18 +247,23 @@ static int attach_buffers(struct blk_queue *q, struct blk_inflight *f)
 	f->copy_path = true;
 	if (q->persistent) {
 		uint64_t now = blk_now_ms();
-		unsigned int i;
+		unsigned int off, cnt;
 
-		for (i = 0; i < n; i++) {
-			struct pgrant *p = pgrant_get(&q->pgrants, f->segs[i].gref, now);
+		/* the request's new grants are mapped together, PGRANT_BATCH_MAX at a time */
+		for (off = 0; off < n; off += cnt) {
+			uint32_t grefs[PGRANT_BATCH_MAX];
 
-			if (!p)
+			cnt = n - off < PGRANT_BATCH_MAX ? n - off : PGRANT_BATCH_MAX;
+			for (unsigned int k = 0; k < cnt; k++)
+				grefs[k] = f->segs[off + k].gref;
+			if (pgrant_get_many(&q->pgrants, cnt, grefs, &f->pg[off], now) < 0)
 				break;
-			f->pg[i] = p;
-			f->iov[i].iov_base = (uint8_t *)p->addr + f->segs[i].offset;
-			f->iov[i].iov_len = f->segs[i].len;
 		}
-		if (i == n) {
+		if (off >= n) {
+			for (unsigned int i = 0; i < n; i++) {
+				f->iov[i].iov_base = (uint8_t *)f->pg[i]->addr + f->segs[i].offset;
+				f->iov[i].iov_len = f->segs[i].len;
+			}
 			f->copy_path = false;
 			return 0;
 		}
@@ -394,21 +399,22 @@ static void io_done_cb(struct blk_io *io, int res)
  */
 static int fetch_indirect_persistent(struct blk_queue *q, struct blk_inflight *f, size_t bytes)
 {
+	struct pgrant *pg[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+	unsigned int pages = f->req.nr_indirect_pages;
 	uint64_t now = blk_now_ms();
 
-	for (unsigned int i = 0; i < f->req.nr_indirect_pages; i++) {
+	if (pgrant_get_many(&q->pgrants, pages, f->req.indirect_grefs, pg, now) < 0) {
+		if (errno != EBUSY)
+			q->indirect_by_copy = true;
+		return -EAGAIN;
+	}
+	for (unsigned int i = 0; i < pages; i++) {
 		size_t left = bytes - (size_t)i * HV_PAGE_SIZE;
-		struct pgrant *p = pgrant_get(&q->pgrants, f->req.indirect_grefs[i], now);
 
-		if (!p) {
-			if (errno != EBUSY)
-				q->indirect_by_copy = true;
-			return -EAGAIN;
-		}
 		/* the one read of the shared page: parsing looks at our copy only */
-		memcpy((uint8_t *)q->indirect_buf + (size_t)i * HV_PAGE_SIZE, p->addr,
+		memcpy((uint8_t *)q->indirect_buf + (size_t)i * HV_PAGE_SIZE, pg[i]->addr,
 		       left > HV_PAGE_SIZE ? HV_PAGE_SIZE : left);
-		pgrant_put(&q->pgrants, p, now);
+		pgrant_put(&q->pgrants, pg[i], now);
 	}
 	return 0;
 }

@@ -40,14 +40,18 @@ int pgrant_cache_init(struct pgrant_cache *c, struct hv_gnt *gnt, uint32_t domid
 static void unmap_entry(struct pgrant_cache *c, struct pgrant *p)
 {
 	struct pgrant **pp = &c->buckets[bucket_of(c, p->gref)];
+	struct pgrant_chunk *ch = p->chunk;
 
 	while (*pp != p)
 		pp = &(*pp)->hnext;
 	*pp = p->hnext;
 	lru_unlink(p);
-	hv_gnt_unmap(c->gnt, p->addr, 1);
-	c->count--;
 	free(p);
+	if (--ch->live == 0) {
+		hv_gnt_unmap(c->gnt, ch->base, ch->pages);
+		c->count -= ch->pages;
+		free(ch);
+	}
 }
 
 void pgrant_cache_deinit(struct pgrant_cache *c)
@@ -64,51 +68,136 @@ void pgrant_cache_deinit(struct pgrant_cache *c)
 	c->buckets = NULL;
 }
 
-struct pgrant *pgrant_get(struct pgrant_cache *c, uint32_t gref, uint64_t now_ms)
+static struct pgrant *lookup(struct pgrant_cache *c, uint32_t gref)
 {
-	uint32_t b = bucket_of(c, gref);
-	struct pgrant *p;
-
-	for (p = c->buckets[b]; p; p = p->hnext) {
-		if (p->gref == gref) {
-			if (p->users++ == 0)
-				lru_unlink(p);
-			p->last_used_ms = now_ms;
-			c->hits++;
+	for (struct pgrant *p = c->buckets[bucket_of(c, gref)]; p; p = p->hnext)
+		if (p->gref == gref)
 			return p;
-		}
-	}
-	c->misses++;
-	if (c->count >= c->max) {
-		if (c->lru.next == &c->lru) {
-			errno = EBUSY;
-			return NULL;
-		}
+	return NULL;
+}
+
+static void take(struct pgrant *p, uint64_t now_ms)
+{
+	if (p->users++ == 0)
+		lru_unlink(p);
+	p->last_used_ms = now_ms;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Map the refs of miss[0..m) (duplicates allowed) in one call and enter them unused, at
+ * the young end of the LRU list. Evicts older unused entries while the pool is full.
+ * 0, or -1 with errno (EBUSY: no room).
+ */
+static int map_misses(struct pgrant_cache *c, unsigned int m, uint32_t *miss, uint64_t now_ms)
+{
+	struct pgrant *ents[PGRANT_BATCH_MAX] = { NULL };
+	struct pgrant_chunk *ch;
+	unsigned int u = 0, i;
+	int err = ENOMEM;
+
+	qsort(miss, m, sizeof(*miss), cmp_u32);
+	for (i = 0; i < m; i++)
+		if (u == 0 || miss[u - 1] != miss[i])
+			miss[u++] = miss[i];
+	while (c->count + u > c->max && c->lru.next != &c->lru) {
 		unmap_entry(c, c->lru.next);
 		c->evictions++;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		errno = ENOMEM;
-		return NULL;
+	if (c->count + u > c->max) {
+		errno = EBUSY;
+		return -1;
 	}
-	p->addr = hv_gnt_map(c->gnt, c->domid, 1, &gref, true);
-	if (!p->addr) {
-		int err = errno;
-
-		free(p);
+	ch = calloc(1, sizeof(*ch));
+	for (i = 0; ch && i < u; i++)
+		if (!(ents[i] = calloc(1, sizeof(**ents))))
+			goto fail;
+	if (!ch)
+		goto fail;
+	c->map_calls++;
+	ch->base = hv_gnt_map(c->gnt, c->domid, u, miss, true);
+	if (!ch->base) {
+		err = errno;
 		c->map_failures++;
-		errno = err;
-		return NULL;
+		goto fail;
 	}
-	p->gref = gref;
-	p->users = 1;
-	p->last_used_ms = now_ms;
-	p->prev = p->next = p;
-	p->hnext = c->buckets[b];
-	c->buckets[b] = p;
-	c->count++;
-	return p;
+	ch->pages = ch->live = u;
+	c->count += u;
+	for (i = 0; i < u; i++) {
+		struct pgrant *p = ents[i];
+		uint32_t b = bucket_of(c, miss[i]);
+
+		p->gref = miss[i];
+		p->addr = (uint8_t *)ch->base + (size_t)i * HV_PAGE_SIZE;
+		p->chunk = ch;
+		p->last_used_ms = now_ms;
+		p->hnext = c->buckets[b];
+		c->buckets[b] = p;
+		lru_append(c, p);
+	}
+	return 0;
+fail:
+	for (i = 0; i < u; i++)
+		free(ents[i]);
+	free(ch);
+	errno = err;
+	return -1;
+}
+
+int pgrant_get_many(struct pgrant_cache *c, unsigned int n, const uint32_t *grefs,
+		    struct pgrant **out, uint64_t now_ms)
+{
+	uint32_t miss[PGRANT_BATCH_MAX];
+	unsigned int m = 0, i;
+	int err;
+
+	for (i = 0; i < n; i++)
+		out[i] = NULL;
+	/* Hits are taken at once (eviction can't touch them); misses are mapped in
+	 * batches, then looked up and taken in a second pass. */
+	for (i = 0; i < n; i++) {
+		out[i] = lookup(c, grefs[i]);
+		if (out[i]) {
+			take(out[i], now_ms);
+			c->hits++;
+			continue;
+		}
+		c->misses++;
+		miss[m++] = grefs[i];
+		if (m == PGRANT_BATCH_MAX || (m && i == n - 1)) {
+			if (map_misses(c, m, miss, now_ms) < 0) {
+				err = errno;
+				goto undo;
+			}
+			m = 0;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (out[i])
+			continue;
+		/* gone only if a later batch had to evict it: the pool is too small */
+		out[i] = lookup(c, grefs[i]);
+		if (!out[i]) {
+			err = EBUSY;
+			goto undo;
+		}
+		take(out[i], now_ms);
+	}
+	return 0;
+undo:
+	for (i = 0; i < n; i++) {
+		if (out[i])
+			pgrant_put(c, out[i], now_ms);
+		out[i] = NULL;
+	}
+	errno = err;
+	return -1;
 }
 
 void pgrant_put(struct pgrant_cache *c, struct pgrant *p, uint64_t now_ms)

@@ -72,27 +72,71 @@ static bool ref_ok(uint32_t ref)
 	return ref >= 1 && ref < NGNT;
 }
 
+/* Multi-page maps (the cache maps a request's new grants together): a private buffer
+ * filled from the pages and written back at unmap, enough for what this target checks
+ * (read-only pages are never mapped, and are compared after the pass). */
+#define MULTI_MAX 64
+static struct multi {
+	uint8_t *addr;
+	uint32_t count;
+	uint32_t refs[NGNT];
+} multi[MULTI_MAX];
+
 static void *fake_gnt_map(struct hv_gnt *g, uint32_t domid, uint32_t count, const uint32_t *refs,
 			  bool writable)
 {
-	/* Only single pages (the persistent-grant cache); rings are passed in directly. */
+	struct multi *m = NULL;
+
 	CHECK(domid == DOMID);
-	if (count != 1 || !ref_ok(refs[0])) {
-		errno = EINVAL;
-		return NULL;
+	CHECK(count >= 1);
+	for (uint32_t i = 0; i < count; i++) {
+		if (!ref_ok(refs[i]) || count >= NGNT) {
+			errno = EINVAL;
+			return NULL;
+		}
+		if (writable && guest.readonly[refs[i]]) {
+			errno = EPERM;
+			return NULL;
+		}
 	}
-	if (writable && guest.readonly[refs[0]]) {
-		errno = EPERM;
-		return NULL;
+	for (uint32_t i = 0; i < count; i++)
+		guest.mapped[refs[i]]++;
+	if (count == 1)
+		return guest.page[refs[0]];
+	for (unsigned int k = 0; k < MULTI_MAX && !m; k++)
+		if (!multi[k].addr)
+			m = &multi[k];
+	CHECK(m);
+	m->addr = malloc((size_t)count * HV_PAGE_SIZE);
+	CHECK(m->addr);
+	m->count = count;
+	for (uint32_t i = 0; i < count; i++) {
+		m->refs[i] = refs[i];
+		memcpy(m->addr + (size_t)i * HV_PAGE_SIZE, guest.page[refs[i]], HV_PAGE_SIZE);
 	}
-	guest.mapped[refs[0]]++;
-	return guest.page[refs[0]];
+	return m->addr;
 }
 
 static int fake_gnt_unmap(struct hv_gnt *g, void *addr, uint32_t count)
 {
 	if (addr == guest.ring)
 		return 0;
+	for (unsigned int k = 0; k < MULTI_MAX; k++) {
+		struct multi *m = &multi[k];
+
+		if (m->addr != addr)
+			continue;
+		CHECK(count == m->count);
+		for (uint32_t i = 0; i < count; i++) {
+			CHECK(guest.mapped[m->refs[i]] > 0);
+			guest.mapped[m->refs[i]]--;
+			memcpy(guest.page[m->refs[i]], m->addr + (size_t)i * HV_PAGE_SIZE,
+			       HV_PAGE_SIZE);
+		}
+		free(m->addr);
+		m->addr = NULL;
+		return 0;
+	}
 	CHECK(count == 1);
 	for (uint32_t r = 1; r < NGNT; r++) {
 		if (guest.page[r] == addr) {
