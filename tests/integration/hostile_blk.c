@@ -1241,9 +1241,13 @@ static void case_flapping(void)
 		CHECK(n >= 300, "%s: only %d state changes", c.name, n);
 		hostile_vbd_close(c.h);
 		c.h = NULL;
+		blkfront_opts_default(&bo);
+		bo.timeout_ms = 5000;
 		/* A frontend starting over says Initialising first (as the toolstack's
-		 * initial state=1 does for a new device). */
-		{
+		 * initial state=1 does for a new device), and again on each try: a late
+		 * event of the flapping can still make the backend try the old frontend's
+		 * ring and close, and a closed backend waits for Initialising. */
+		for (int tries = 0; tries < 3 && !bf; tries++) {
 			char fe[128];
 			struct xs_handle *xs = shim_guest_xs_open(g_att);
 
@@ -1252,14 +1256,12 @@ static void case_flapping(void)
 			      "%s: state Initialising", c.name);
 			if (xs)
 				xs_close(xs);
-		}
-		blkfront_opts_default(&bo);
-		bo.timeout_ms = 5000;
-		/* The backend may need a moment to settle on Closed/InitWait. */
-		for (int tries = 0; tries < 3 && !bf; tries++) {
 			rc = blkfront_open(&bf, g_att, c.devid, &bo);
-			if (rc)
+			if (rc) {
+				printf("flapping: try %d: a real frontend did not connect (%s)\n",
+				       tries + 1, strerror(-rc));
 				bf = NULL;
+			}
 		}
 		CHECK(bf != NULL, "%s: a real frontend can't connect after the flapping", c.name);
 		if (bf) {
