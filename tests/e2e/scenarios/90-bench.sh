@@ -125,6 +125,8 @@ ip link set \$e up && ip addr add $GIP/24 dev \$e && ping -c 3 -w 30 $DOM0_IP >/
 		for _p in $_wp; do _tk=$((_tk + $(ticks $_p))); done
 		_line="$_line worker_cpu_s=$(((_tk - _tk0) / 100))"
 	fi
+	# what else ran in dom0 meanwhile (processes by accumulated CPU)
+	ps -o pid,time,args 2>/dev/null | sort -k2 -r | head -n 8 | sed 's/^/   ps| /'
 	$XL block-detach $G xvdb || note "block-detach failed"
 	$XL network-detach $G $MAC || note "network-detach failed"
 	wait_for 30 xs_gone /local/domain/0/backend/vbd/$D/$DEV
