@@ -73,6 +73,17 @@ struct net_frame {
 
 struct net_dev;
 
+/* TX grant copies batched across packets (tx.c): at most NET_TX_BATCH packets and
+ * NET_TX_ARENA bytes of them (a 64 KiB frame always fits an empty arena). */
+#define NET_TX_BATCH 16u
+#define NET_TX_ARENA (256u * 1024u)
+struct net_tx_staged {
+	struct net_tx_pkt pkt;
+	uint32_t off;                     /* its vnet header in the arena; the frame follows */
+	uint16_t seg0, nseg;              /* its grant-copy segments */
+	uint8_t segslot[NET_TX_FATAL_SLOTS + 1]; /* segment k copies data slot segslot[k] */
+};
+
 struct net_queue {
 	struct net_dev *dev;
 	unsigned int idx;
@@ -92,8 +103,13 @@ struct net_queue {
 	/* TX: requests copied out but not yet consumed by a complete chain */
 	struct netif_tx_request *txreqs;  /* tx.nr_ents */
 	unsigned int tx_have;
-	uint8_t *txpkt;                   /* vnet header + linear packet */
-	struct hv_copy_seg *txsegs;       /* NET_TX_FATAL_SLOTS + 1 */
+	/* TX packets staged for one grant-copy call (tx.c): each one's vnet header and
+	 * linear frame in the arena txpkt (NET_TX_ARENA bytes), its segments in txsegs */
+	uint8_t *txpkt;
+	struct hv_copy_seg *txsegs;       /* NET_TX_BATCH * (NET_TX_FATAL_SLOTS + 1) */
+	struct net_tx_staged *txb;        /* NET_TX_BATCH */
+	unsigned int txb_n, txb_segs;
+	uint32_t txb_used;
 	/* rate limit (Linux tx_credit_exceeded) */
 	uint64_t credit_bytes, credit_usec;
 	uint64_t remaining_credit;

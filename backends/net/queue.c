@@ -179,6 +179,7 @@ static void queue_free(struct net_queue *q)
 	free(q->rxreqs);
 	free(q->txpkt);
 	free(q->txsegs);
+	free(q->txb);
 	free(q->rxsegs);
 	free(q);
 }
@@ -205,10 +206,11 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 	}
 	q->txreqs = calloc(q->tx.nr_ents, sizeof(*q->txreqs));
 	q->rxreqs = calloc(q->rx.nr_ents, sizeof(*q->rxreqs));
-	q->txpkt = malloc(sizeof(struct net_vnet_hdr) + 65536);
-	q->txsegs = calloc(NET_TX_FATAL_SLOTS + 1, sizeof(*q->txsegs));
+	q->txpkt = malloc(NET_TX_ARENA);
+	q->txsegs = calloc((size_t)NET_TX_BATCH * (NET_TX_FATAL_SLOTS + 1), sizeof(*q->txsegs));
+	q->txb = calloc(NET_TX_BATCH, sizeof(*q->txb));
 	q->rxsegs = calloc((size_t)NET_RX_BATCH * 18, sizeof(*q->rxsegs));
-	if (!q->txreqs || !q->rxreqs || !q->txpkt || !q->txsegs || !q->rxsegs) {
+	if (!q->txreqs || !q->rxreqs || !q->txpkt || !q->txsegs || !q->txb || !q->rxsegs) {
 		queue_free(q);
 		return -ENOMEM;
 	}

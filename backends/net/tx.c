@@ -1,7 +1,8 @@
 /*
  * tx — guest → host: copy requests out, parse each slot chain (parse.c), copy the
- * packet's slots into a private linear buffer with one batched grant copy, add the
- * virtio-net header (GSO, checksum) and write it to the tap; answer every slot.
+ * slots of a batch of packets into a private arena with one grant-copy call, add each
+ * packet's virtio-net header (GSO, checksum) and write it to the tap; answer every
+ * slot, in ring order.
  * Counterpart: Linux xen-netback netback.c (xenvif_tx_build_gops, xenvif_tx_submit).
  */
 #include "backends/net/netback.h"
@@ -66,54 +67,26 @@ static bool credit_exceeded(struct net_queue *q, uint32_t size)
 	return false;
 }
 
-/* Copy the packet in, build its header, hand it to the tap. Fills per-slot status. */
-static void tx_send(struct net_queue *q, const struct net_tx_pkt *pkt, int16_t *st)
+/*
+ * Packets to send are staged: their slots' grant copies go out together, one call per
+ * batch instead of one per packet (each call is an ioctl and a hypercall on Xen), then
+ * each packet gets its header and goes to the tap, and its slots are answered, in ring
+ * order. A batch ends at NET_TX_BATCH packets, when the next would not fit the
+ * NET_TX_ARENA bytes of q->txpkt, and before anything that must not pass the staged
+ * packets (another verdict's answer, a response push, the end of a kick).
+ */
+static uint32_t arena_need(uint32_t len)
 {
-	struct net_dev *dev = q->dev;
-	struct net_vnet_hdr *h = (struct net_vnet_hdr *)q->txpkt;
-	uint8_t *frame = q->txpkt + sizeof(*h);
-	unsigned int nseg = 0, segslot[NET_TX_FATAL_SLOTS + 1];
-	uint32_t pos = 0;
-	bool bad = false;
+	return (uint32_t)((sizeof(struct net_vnet_hdr) + len + 63) & ~(size_t)63);
+}
+
+/* Header and tap write for a packet whose data was copied in. */
+static void tx_finish(struct net_queue *q, const struct net_tx_pkt *pkt, uint8_t *buf)
+{
+	struct net_vnet_hdr *h = (struct net_vnet_hdr *)buf;
+	uint8_t *frame = buf + sizeof(*h);
+	uint32_t pos = pkt->len;
 	ssize_t w;
-
-	for (unsigned int i = 0; i < pkt->nr_data; i++) {
-		const struct netif_tx_request *r = &pkt->data[i];
-		struct hv_copy_seg *s;
-
-		st[i] = NETIF_RSP_OKAY;
-		if (r->size == 0)
-			continue;
-		s = &q->txsegs[nseg];
-		memset(s, 0, sizeof(*s));
-		s->source.foreign.ref = r->gref;
-		s->source.foreign.offset = r->offset;
-		s->source.foreign.domid = (uint16_t)dev->xb.otherend_id;
-		s->dest.virt = frame + pos;
-		s->len = r->size;
-		s->flags = HV_COPY_SOURCE_GREF;
-		segslot[nseg++] = i;
-		pos += r->size;
-	}
-	/* parse.c guarantees the slots add up to the packet size. */
-	if (nseg && hv_gnt_copy(dev->gnt, nseg, q->txsegs) != 0) {
-		for (unsigned int i = 0; i < pkt->nr_data; i++)
-			st[i] = NETIF_RSP_ERROR;
-		q->stats.tx_bad_grant++;
-		return;
-	}
-	for (unsigned int k = 0; k < nseg; k++) {
-		if (q->txsegs[k].status != HV_GNTST_OKAY) {
-			st[segslot[k]] = NETIF_RSP_ERROR;
-			bad = true;
-		}
-	}
-	if (bad) {
-		q->stats.tx_bad_grant++;
-		log_guest(q->name, "tx: grant copy failed (status %d): packet dropped",
-			  q->txsegs[0].status);
-		return;
-	}
 
 	memset(h, 0, sizeof(*h));
 	if (pkt->flags & NETTXF_csum_blank || pkt->has_gso) {
@@ -150,7 +123,7 @@ static void tx_send(struct net_queue *q, const struct net_tx_pkt *pkt, int16_t *
 		h->hdr_len = (uint16_t)(l4.l4_off + l4.l4_hlen);
 		q->stats.tx_gso++;
 	}
-	w = write(q->tapfd, q->txpkt, sizeof(*h) + pos);
+	w = write(q->tapfd, buf, sizeof(*h) + pos);
 	if (w < 0) {
 		q->stats.tx_tap_errors++;
 		return;
@@ -159,12 +132,106 @@ static void tx_send(struct net_queue *q, const struct net_tx_pkt *pkt, int16_t *
 	q->stats.tx_bytes += pos;
 }
 
+/* Copy the staged packets in (one call), send the good ones, answer them all. */
+static void tx_flush(struct net_queue *q)
+{
+	bool call_failed;
+
+	if (q->txb_n == 0)
+		return;
+	call_failed = q->txb_segs && hv_gnt_copy(q->dev->gnt, q->txb_segs, q->txsegs) != 0;
+	for (unsigned int n = 0; n < q->txb_n; n++) {
+		struct net_tx_staged *e = &q->txb[n];
+		int16_t st[NET_TX_FATAL_SLOTS + 1];
+		bool bad = false;
+
+		for (unsigned int i = 0; i < e->pkt.nr_data; i++)
+			st[i] = call_failed ? NETIF_RSP_ERROR : NETIF_RSP_OKAY;
+		for (unsigned int k = 0; !call_failed && k < e->nseg; k++) {
+			const struct hv_copy_seg *sg = &q->txsegs[e->seg0 + k];
+
+			if (sg->status != HV_GNTST_OKAY) {
+				st[e->segslot[k]] = NETIF_RSP_ERROR;
+				if (!bad)
+					log_guest(q->name,
+						  "tx: grant copy failed (status %d): packet dropped",
+						  sg->status);
+				bad = true;
+			}
+		}
+		if (call_failed || bad)
+			q->stats.tx_bad_grant++;
+		else
+			tx_finish(q, &e->pkt, q->txpkt + e->off);
+		tx_answer(q, &e->pkt, st);
+	}
+	q->txb_n = 0;
+	q->txb_segs = 0;
+	q->txb_used = 0;
+}
+
+/* Stage a packet to send: its slots' copies into its place in the arena. */
+static void tx_stage(struct net_queue *q, const struct net_tx_pkt *pkt)
+{
+	struct net_dev *dev = q->dev;
+	struct net_tx_staged *e;
+	uint32_t pos = 0;
+
+	if (q->txb_n == NET_TX_BATCH || q->txb_used + arena_need(pkt->len) > NET_TX_ARENA)
+		tx_flush(q);
+	e = &q->txb[q->txb_n++];
+	e->pkt = *pkt;
+	e->off = q->txb_used;
+	e->seg0 = (uint16_t)q->txb_segs;
+	e->nseg = 0;
+	q->txb_used += arena_need(pkt->len);
+	for (unsigned int i = 0; i < pkt->nr_data; i++) {
+		const struct netif_tx_request *r = &pkt->data[i];
+		struct hv_copy_seg *sg;
+
+		if (r->size == 0)
+			continue;
+		sg = &q->txsegs[q->txb_segs++];
+		memset(sg, 0, sizeof(*sg));
+		sg->source.foreign.ref = r->gref;
+		sg->source.foreign.offset = r->offset;
+		sg->source.foreign.domid = (uint16_t)dev->xb.otherend_id;
+		sg->dest.virt = q->txpkt + e->off + sizeof(struct net_vnet_hdr) + pos;
+		sg->len = r->size;
+		sg->flags = HV_COPY_SOURCE_GREF;
+		e->segslot[e->nseg++] = (uint8_t)i;
+		pos += r->size; /* parse.c guarantees the slots add up to pkt->len */
+	}
+}
+
 static void tx_push(struct net_queue *q)
 {
 	if (net_ring_push(q->dev, q->jtx, &q->tx)) {
 		hv_evt_notify(q->evt, (uint32_t)q->tx_port);
 		q->stats.notify_out++;
 	}
+}
+
+/* Answer a chain that is not sent: a DROP (errors) or a multicast control request. */
+static void tx_not_sent(struct net_queue *q, const struct net_tx_pkt *pkt)
+{
+	int16_t st[NET_TX_FATAL_SLOTS + 1] = { 0 };
+
+	if (pkt->verdict == NET_TX_MCAST) {
+		st[0] = NETIF_RSP_OKAY;
+		if (pkt->mcast_add && net_mcast_add(q->dev, pkt->mcast_addr) != 0)
+			st[0] = NETIF_RSP_ERROR;
+		if (pkt->mcast_del)
+			net_mcast_del(q->dev, pkt->mcast_addr);
+		/* Recorded before the response that confirms it is published. */
+		net_dev_save_state(q->dev);
+	} else {
+		log_guest(q->name, "tx: %s: answering errors", pkt->why);
+		for (unsigned int i = 0; i < pkt->nr_data; i++)
+			st[i] = NETIF_RSP_ERROR;
+		q->stats.tx_errors++;
+	}
+	tx_answer(q, pkt, st);
 }
 
 void net_tx_kick(struct net_queue *q)
@@ -195,7 +262,6 @@ void net_tx_kick(struct net_queue *q)
 		}
 		while (consumed < q->tx_have) {
 			struct net_tx_pkt pkt;
-			int16_t st[NET_TX_FATAL_SLOTS + 1] = { 0 };
 			int rc;
 
 			if (credit_exceeded(q, q->txreqs[consumed].size))
@@ -204,40 +270,29 @@ void net_tx_kick(struct net_queue *q)
 			if (rc) {
 				/* xenvif_fatal_tx_err: this frontend is broken; others carry on. */
 				log_guest(q->name, "tx: %s: disconnecting", pkt.why);
+				tx_flush(q);
 				tx_push(q);
 				xenbus_device_fatal(&dev->xb, pkt.why);
 				return;
 			}
-			switch (pkt.verdict) {
-			case NET_TX_SEND:
-				tx_send(q, &pkt, st);
+			if (pkt.verdict == NET_TX_SEND) {
+				tx_stage(q, &pkt); /* answered by tx_flush */
 				if (q->credit_bytes)
 					q->remaining_credit -= q->remaining_credit < pkt.len
 								       ? q->remaining_credit
 								       : pkt.len;
-				break;
-			case NET_TX_DROP:
-				log_guest(q->name, "tx: %s: answering errors", pkt.why);
-				for (unsigned int i = 0; i < pkt.nr_data; i++)
-					st[i] = NETIF_RSP_ERROR;
-				q->stats.tx_errors++;
-				break;
-			case NET_TX_MCAST:
-				st[0] = NETIF_RSP_OKAY;
-				if (pkt.mcast_add && net_mcast_add(dev, pkt.mcast_addr) != 0)
-					st[0] = NETIF_RSP_ERROR;
-				if (pkt.mcast_del)
-					net_mcast_del(dev, pkt.mcast_addr);
-				/* Recorded before the response that confirms it is published. */
-				net_dev_save_state(dev);
-				break;
+			} else {
+				tx_flush(q); /* what was staged is answered first: ring order */
+				tx_not_sent(q, &pkt);
 			}
-			tx_answer(q, &pkt, st);
 			consumed += pkt.slots;
 			/* Hand responses back in batches so the frontend can refill early. */
-			if (++done % 32 == 0)
+			if (++done % 32 == 0) {
+				tx_flush(q);
 				tx_push(q);
+			}
 		}
+		tx_flush(q);
 		memmove(q->txreqs, q->txreqs + consumed,
 			(q->tx_have - consumed) * sizeof(*q->txreqs));
 		q->tx_have -= consumed;
