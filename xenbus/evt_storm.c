@@ -14,8 +14,9 @@ static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void evt_storm_init(struct evt_storm *s, ev_io *io, void (*resumed)(void *opaque),
-		    void *opaque)
+		    void *opaque, uint64_t *pauses)
 {
+	s->pauses = pauses;
 	s->io = io;
 	s->spurious = 0;
 	s->resumed = resumed;
@@ -35,6 +36,8 @@ void evt_storm_note(struct evt_storm *s, struct ev_loop *loop, bool progress)
 	/* A frontend notifying with nothing to do: stop listening for a moment instead of
 	 * spending a core on it (the other guests' CPU). */
 	s->spurious = 0;
+	if (s->pauses)
+		(*s->pauses)++;
 	ev_io_stop(loop, s->io);
 	ev_timer_stop(loop, &s->pause);
 	ev_timer_set(&s->pause, EVT_STORM_PAUSE_S, 0);

@@ -12,6 +12,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define EVT_STORM_MAX 16u
 #define EVT_STORM_PAUSE_S 0.001
@@ -22,10 +23,11 @@ struct evt_storm {
 	unsigned int spurious;          /* notifications in a row without work */
 	void (*resumed)(void *opaque);  /* after a pause (may be NULL) */
 	void *opaque;
+	uint64_t *pauses;               /* counts the pauses (may be NULL) */
 };
 
 void evt_storm_init(struct evt_storm *s, ev_io *io, void (*resumed)(void *opaque),
-		    void *opaque);
+		    void *opaque, uint64_t *pauses);
 /* After serving a notification: progress = it brought work (requests taken). */
 void evt_storm_note(struct evt_storm *s, struct ev_loop *loop, bool progress);
 /* Cancel a pause (the channel is going away). The watcher is the caller's to stop. */

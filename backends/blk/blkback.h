@@ -47,6 +47,7 @@ struct blk_stats {
 	uint64_t errors, eopnotsupp;        /* responses other than OKAY */
 	uint64_t oo_req;                    /* times we stopped taking requests (no resources) */
 	uint64_t notify_in, notify_out;
+	uint64_t storm_pauses;              /* evt_storm: notifications ignored for a moment */
 	uint64_t pgrant_hits, pgrant_misses;
 	/* Request latency, taken to answered: bucket i counts [2^i, 2^(i+1)) us. */
 	uint64_t lat_hist[BLK_LAT_BUCKETS];

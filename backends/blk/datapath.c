@@ -958,7 +958,7 @@ int blk_queue_open(struct blk_dev *dev, unsigned int idx, void *ring_addr,
 	q->connected = true;
 	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
 	q->evt_io.data = q;
-	evt_storm_init(&q->storm, &q->evt_io, storm_resumed, q);
+	evt_storm_init(&q->storm, &q->evt_io, storm_resumed, q, &dev->stats.storm_pauses);
 	ev_io_start(dev->xb.loop, &q->evt_io);
 	ev_prepare_init(&q->push_prep, push_prepare_cb);
 	q->push_prep.data = q;

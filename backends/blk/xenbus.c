@@ -50,7 +50,7 @@ static const struct {
 #define F(x) { #x, offsetof(struct blk_stats, x) }
 	F(rd_req), F(wr_req), F(flush_req), F(barrier_req), F(discard_req), F(indirect_req),
 	F(rd_sect), F(wr_sect), F(errors), F(eopnotsupp), F(oo_req), F(notify_in),
-	F(notify_out), F(pgrant_hits), F(pgrant_misses),
+	F(notify_out), F(storm_pauses), F(pgrant_hits), F(pgrant_misses),
 #undef F
 };
 

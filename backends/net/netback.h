@@ -60,6 +60,7 @@ struct net_stats {
 	uint64_t rx_queue_peak_pkts;      /* highest queue length seen */
 	uint64_t rx_stalls;
 	uint64_t notify_in, notify_out;
+	uint64_t storm_pauses;            /* evt_storm: notifications ignored for a moment */
 };
 
 /* A frame read from the tap, waiting for guest buffers. */

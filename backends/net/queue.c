@@ -253,7 +253,7 @@ int net_queue_open(struct net_dev *dev, unsigned int idx, void *tx_addr, void *r
 	q->rx_timer.data = q;
 	ev_io_init(&q->evt_io, evt_cb, hv_evt_fd(evt), EV_READ);
 	q->evt_io.data = q;
-	evt_storm_init(&q->storm, &q->evt_io, NULL, NULL);
+	evt_storm_init(&q->storm, &q->evt_io, NULL, NULL, &q->stats.storm_pauses);
 	ev_io_start(loop, &q->evt_io);
 	ev_io_init(&q->tap_io, net_rx_tap_cb, q->tapfd, EV_READ);
 	q->tap_io.data = q;
@@ -302,7 +302,8 @@ void net_queue_close(struct net_queue *q)
 	log_info(q->name,
 		 "stats: tx %llu pkts %llu bytes (gso %llu, errors %llu, bad grants %llu), "
 		 "rx %llu pkts %llu bytes (gso %llu, expired %llu, filtered %llu, "
-		 "unsupported %llu, stalls %llu, queue full %llu, peak %llu pkts)",
+		 "unsupported %llu, stalls %llu, queue full %llu, peak %llu pkts), "
+		 "notify in/out %llu/%llu storm_pauses %llu",
 		 (unsigned long long)q->stats.tx_packets, (unsigned long long)q->stats.tx_bytes,
 		 (unsigned long long)q->stats.tx_gso, (unsigned long long)q->stats.tx_errors,
 		 (unsigned long long)q->stats.tx_bad_grant, (unsigned long long)q->stats.rx_packets,
@@ -312,6 +313,8 @@ void net_queue_close(struct net_queue *q)
 		 (unsigned long long)q->stats.rx_dropped_unsupported,
 		 (unsigned long long)q->stats.rx_stalls,
 		 (unsigned long long)q->stats.rx_queue_full,
-		 (unsigned long long)q->stats.rx_queue_peak_pkts);
+		 (unsigned long long)q->stats.rx_queue_peak_pkts,
+		 (unsigned long long)q->stats.notify_in, (unsigned long long)q->stats.notify_out,
+		 (unsigned long long)q->stats.storm_pauses);
 	queue_free(q);
 }

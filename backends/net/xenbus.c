@@ -89,7 +89,7 @@ static const struct {
 	F(tx_packets), F(tx_bytes), F(tx_gso), F(tx_csum_blank), F(tx_errors), F(tx_bad_grant),
 	F(tx_tap_errors), F(tx_csum_fixup), F(tx_credit_waits), F(rx_packets), F(rx_bytes),
 	F(rx_gso), F(rx_dropped_expired), F(rx_dropped_filtered), F(rx_dropped_unsupported),
-	F(rx_copy_errors), F(rx_queue_full), F(rx_stalls), F(notify_in), F(notify_out),
+	F(rx_copy_errors), F(rx_queue_full), F(rx_stalls), F(notify_in), F(notify_out), F(storm_pauses),
 #undef F
 };
 
@@ -544,7 +544,7 @@ static int connect_ctrl(struct net_dev *dev)
 	}
 	ev_io_init(&dev->ctrl_io, net_ctrl_cb, hv_evt_fd(dev->ctrl_evt), EV_READ);
 	dev->ctrl_io.data = dev;
-	evt_storm_init(&dev->ctrl_storm, &dev->ctrl_io, NULL, NULL);
+	evt_storm_init(&dev->ctrl_storm, &dev->ctrl_io, NULL, NULL, NULL);
 	ev_io_start(xb->loop, &dev->ctrl_io);
 	if (dev->journal_on)
 		dev->jctrl = (int)NET_JQ_CTRL(dev->nr_queues);

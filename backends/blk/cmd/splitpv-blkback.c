@@ -21,7 +21,8 @@ static void print_stats(const struct blk_dev *dev)
 	log_info(dev->xb.name,
 		 "stats: rd_req %llu wr_req %llu flush %llu barrier %llu discard %llu "
 		 "indirect %llu rd_sect %llu wr_sect %llu errors %llu eopnotsupp %llu "
-		 "oo_req %llu notify in/out %llu/%llu reconnects %lu latency p50/p99 <= %llu/%llu us",
+		 "oo_req %llu notify in/out %llu/%llu reconnects %lu latency p50/p99 <= %llu/%llu us "
+		 "storm_pauses %llu",
 		 (unsigned long long)s->rd_req, (unsigned long long)s->wr_req,
 		 (unsigned long long)s->flush_req, (unsigned long long)s->barrier_req,
 		 (unsigned long long)s->discard_req, (unsigned long long)s->indirect_req,
@@ -30,7 +31,8 @@ static void print_stats(const struct blk_dev *dev)
 		 (unsigned long long)s->oo_req, (unsigned long long)s->notify_in,
 		 (unsigned long long)s->notify_out, dev->xb.reconnects,
 		 (unsigned long long)blk_stats_latency_us(s, 50),
-		 (unsigned long long)blk_stats_latency_us(s, 99));
+		 (unsigned long long)blk_stats_latency_us(s, 99),
+		 (unsigned long long)s->storm_pauses);
 }
 
 static void *blk_dev_new(const void *cfg)
