@@ -13,6 +13,7 @@
 #        E2E_BACKEND=kernel (same scenarios on the kernel's xen-blkback, for comparison),
 #        E2E_ROUNDS=N (A/B rounds of the benchmark, scenario 90, run only by E2E_ONLY=90),
 #        E2E_STDIN=FIFO (QEMU's serial input: Ctrl-A x3 then a Xen debug key, e.g. 'd')
+#        E2E_PROFILE=1 (build.sh: Debian's strace and perf in dom0, for scenario 91)
 # Exit 0 when every scenario passed (XFAIL only allowed with E2E_STRICT=0), 77 when QEMU or
 # the Debian packages aren't available (reason on the last line), 1 otherwise.
 set -u
