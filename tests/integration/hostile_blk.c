@@ -525,10 +525,11 @@ static void case_storm(void)
 		qsort(att, ROUNDS, sizeof(att[0]), cmp_double);
 		ratio = nul[ROUNDS / 2] > 0 ? att[ROUNDS / 2] / nul[ROUNDS / 2] : 0;
 		/* The ratio means something only if the machine stayed ours: still quiet at
-		 * the end (the load average lags: a job started meanwhile shows there), and
-		 * the three identical baseline rounds agree within 25 %. */
+		 * the end too (the load average lags: a job started meanwhile shows there).
+		 * The baseline rounds' spread is printed to judge the noise; it is not a
+		 * condition (1.3-1.5 is common on a quiet 2-core machine). */
 		spread = nul[0] > 0 ? nul[ROUNDS - 1] / nul[0] : 99;
-		quiet = quiet && shim_harness_quiet() && spread <= 1.25;
+		quiet = quiet && shim_harness_quiet();
 		printf("storm: baseline rounds (storm into an unbound port) %.0f..%.0f MiB/s "
 		       "(spread %.2f)\n", nul[0], nul[ROUNDS - 1], spread);
 		printf("storm: %.2f M notifies/s into the device for %d x %d ms; attacked worker "
@@ -546,9 +547,8 @@ static void case_storm(void)
 			      c.name, 100 * ratio, 100 * STORM_MIN_RATIO);
 		} else {
 			printf("storm: NOT ASSERTED: the storm rate and the bystander's ratio (the "
-			       "machine is overloaded (load average above its %ld CPUs, or the "
-			       "baseline rounds disagree by more than 25 %%) or this is a "
-			       "sanitizer build)\n",
+			       "machine is overloaded (load average above its %ld CPUs at the "
+			       "start or the end of the case) or this is a sanitizer build)\n",
 			       sysconf(_SC_NPROCESSORS_ONLN));
 		}
 		CHECK(cpu * 100 / (ROUNDS * PHASE_MS) <= STORM_CPU_PCT,
