@@ -331,15 +331,7 @@ static void *guest_udp_blast(void *arg)
 
 static double loadavg_per_cpu(void)
 {
-	double l = 0;
-	FILE *f = fopen("/proc/loadavg", "r");
-
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = 0;
-		fclose(f);
-	}
-	return l / (double)sysconf(_SC_NPROCESSORS_ONLN);
+	return shim_harness_load() / (double)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 /* Rate limit: 4 MB/s as 200000 bytes per 50 ms; measured on the host tap while the
