@@ -1878,7 +1878,11 @@ static void case_flapping(void)
 		CHECK(n >= 300, "%s: only %d state changes", name, n);
 		hostile_vif_close(c.h);
 		c.h = NULL;
-		{
+		/* A frontend starting over says Initialising first, and again on each try:
+		 * a late event of the flapping can still make the backend try the old
+		 * frontend's rings and close, and a closed backend waits for Initialising
+		 * (as in hostile_blk's flapping case). */
+		for (int tries = 0; tries < 3 && st != XenbusStateConnected; tries++) {
 			char fe[128];
 			struct xs_handle *xs = shim_guest_xs_open(g_att);
 
@@ -1887,16 +1891,22 @@ static void case_flapping(void)
 			      "%s: state Initialising", name);
 			if (xs)
 				xs_close(xs);
-		}
-		/* The backend may need a moment to settle back on InitWait. */
-		for (int tries = 0; tries < 3 && !h2; tries++) {
+			if (h2)
+				hostile_vif_close(h2);
+			h2 = NULL;
+			st = -1;
 			rc = hostile_vif_open(&h2, g_att, c.devid, &o);
-			if (rc)
+			if (rc) {
 				h2 = NULL;
+				continue;
+			}
+			hostile_vif_wait(h2, 1u << XenbusStateConnected, 5000, &st);
+			if (st != XenbusStateConnected)
+				printf("%s: try %d: backend state %d, not Connected\n", name, tries + 1,
+				       st);
 		}
 		CHECK(h2 != NULL, "%s: a frontend can't connect after the flapping", name);
 		if (h2) {
-			hostile_vif_wait(h2, 1u << XenbusStateConnected, 5000, &st);
 			CHECK(st == XenbusStateConnected, "%s: state %d after reconnecting", name, st);
 			if (st == XenbusStateConnected)
 				raw_tx_ok(name, h2, c.sock, att_mac);
